@@ -1,0 +1,49 @@
+package vibekit
+
+// Reject is an input line kept out of the telemetry table, with why.
+type Reject struct {
+	Source string
+	Line   int64 // 1-based line number within the source
+	Offset int64 // byte offset of the line's start
+	Length int64 // the line's full length in bytes
+	Reason string
+	Raw    string // the line, or its start when it was over the limit
+	Time   int64  // Unix ms when it was read
+}
+
+// Checkpoint is a source's read position after the lines of a batch: the
+// store commits it in the same transaction as their rows (DESIGN invariant 1).
+type Checkpoint struct {
+	Source      string
+	Kind        string // stdin, file, fifo
+	Dev, Ino    uint64
+	Fingerprint []byte
+	Offset      int64 // byte position after the last line of the batch
+	Line        int64 // lines read so far
+	Size        int64 // the file's size when read, for lag
+}
+
+// Batch is what the store commits in one transaction. Records[i] was read
+// from RecordSources[i] (empty for records that came from no input).
+type Batch struct {
+	Records       []Record
+	RecordSources []string
+	Rejects       []Reject
+	Checkpoints   []Checkpoint
+	Lines         int64 // input lines the batch accounts for
+	Bytes         int64 // their bytes
+	Skipped       int64 // blank lines, and lines a mapping dropped
+}
+
+// Len is the number of rows the batch writes.
+func (b *Batch) Len() int { return len(b.Records) + len(b.Rejects) }
+
+// Reset empties b, keeping its storage.
+func (b *Batch) Reset() {
+	clear(b.Records) // drop references to strings and metadata
+	b.Records = b.Records[:0]
+	b.RecordSources = b.RecordSources[:0]
+	b.Rejects = b.Rejects[:0]
+	b.Checkpoints = b.Checkpoints[:0]
+	b.Lines, b.Bytes, b.Skipped = 0, 0, 0
+}

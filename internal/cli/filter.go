@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
+)
+
+// stringList is a flag that may repeat; each use may also hold a
+// comma-separated list.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// filterFlags are the record filters that dump and the other readers share.
+type filterFlags struct {
+	sessions, agents, types, modes stringList
+	from, to                       string
+	limit, offset                  int
+	order                          string
+}
+
+func (f *filterFlags) register(fs *flag.FlagSet, paging bool) {
+	fs.Var(&f.sessions, "session", "only this session `id` (repeatable)")
+	fs.Var(&f.agents, "agent", "only this agent `type` (repeatable)")
+	fs.Var(&f.types, "type", "only this event `type`: start, stream, end, error (repeatable)")
+	fs.Var(&f.modes, "mode", "only this `mode` (repeatable)")
+	fs.StringVar(&f.from, "from", "", "from this `time` on: 2024-01-31, RFC 3339, Unix ms, yesterday, \"1 hour ago\", \"last week\", 7d")
+	fs.StringVar(&f.to, "to", "", "up to this `time` (same forms as --from)")
+	if paging {
+		fs.IntVar(&f.limit, "limit", 0, "print at most `n` records (0: all)")
+		fs.IntVar(&f.offset, "offset", 0, "skip the first `n` records")
+		fs.StringVar(&f.order, "order", "asc", "`order` by time: asc (oldest first) or desc")
+	}
+}
+
+// filter builds the query filter, checking every value.
+func (f *filterFlags) filter(now time.Time) (vibekit.Filter, error) {
+	out := vibekit.Filter{SessionIDs: f.sessions, AgentTypes: f.agents, Modes: f.modes, Limit: f.limit, Offset: f.offset}
+	for _, t := range f.types {
+		et, err := vibekit.ParseEventType(t)
+		if err != nil {
+			return out, usageErrorf("--type: %v", err)
+		}
+		out.EventTypes = append(out.EventTypes, et)
+	}
+	var err error
+	if f.from != "" {
+		if out.From, err = vibekit.ParseTime(f.from, now); err != nil {
+			return out, usageErrorf("--from: %v", err)
+		}
+	}
+	if f.to != "" {
+		if out.To, err = vibekit.ParseTime(f.to, now); err != nil {
+			return out, usageErrorf("--to: %v", err)
+		}
+	}
+	if !out.From.IsZero() && !out.To.IsZero() && out.To.Before(out.From) {
+		return out, usageErrorf("--to %s is before --from %s", out.To.Format(time.RFC3339), out.From.Format(time.RFC3339))
+	}
+	if f.limit < 0 || f.offset < 0 {
+		return out, usageErrorf("--limit and --offset must not be negative")
+	}
+	if out.Order, err = vibekit.ParseOrder(f.order); err != nil {
+		return out, usageErrorf("--order: %v", err)
+	}
+	return out, nil
+}
+
+// errf wraps an error with what was being done.
+func errf(what string, err error) error { return fmt.Errorf("%s: %w", what, err) }

@@ -1,0 +1,27 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// MainPipe runs vibekit-pipe as a process. SIGINT, SIGTERM and SIGHUP stop it
+// gracefully; a second one stops it at once. SIGPIPE is caught so that a
+// closed stdout is a write error the pipe handles, not sudden death.
+func MainPipe() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	context.AfterFunc(ctx, stop) // restore the default action for the next signal
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	return RunPipe(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+}
+
+// MainVibekit runs vibekit as a process; SIGINT and SIGTERM cancel the
+// command, which cleans up before exiting.
+func MainVibekit() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return RunVibekit(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+}

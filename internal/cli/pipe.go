@@ -1,0 +1,445 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/batch"
+	"github.com/vibekit/vibekit-pipe/reader"
+	"github.com/vibekit/vibekit-pipe/sqlite"
+)
+
+// pipeBudget bounds the bytes of input lines held at once: in the channel
+// from the reader, in the batch being filled and in the batch being
+// committed. When the store is slower than the input, reading waits.
+const pipeBudget = 16 << 20
+
+// stopRetry is how long, after the input ended or a signal, a failing commit
+// is retried before the program gives up and exits 1.
+const stopRetry = 30 * time.Second
+
+type pipeOptions struct {
+	db        string
+	batchSize int
+	flushMs   int
+	indexes   bool
+	maxLine   int
+	session   string
+	agent     string
+	mode      string
+	prompt    string
+	sandboxID string
+	repoURL   string
+	quiet     bool
+	stats     bool
+}
+
+const pipeLongHelp = `vibekit-pipe stores what it reads from stdin in a SQLite telemetry database
+and writes the same bytes to stdout, so it can sit inside a pipeline.
+
+Each input line becomes a row:
+  - a JSON object with "eventType" or "sessionId" is a telemetry record,
+    stored field for field (see README, "Input rules");
+  - any other line is a "stream" row of the session named by --session,
+    which gets a "start" row before its first line and an "end" row (with
+    duration and line count) when the input ends;
+  - a record with a field that cannot be coerced, or a line longer than
+    --max-line-bytes, goes to the rejects table with the reason;
+  - blank lines are counted and skipped.
+
+Stream rows are committed every --stream-batch-size rows or after
+--stream-flush-interval-ms; start, end and error rows at once. On EOF,
+SIGINT, SIGTERM, SIGHUP or a closed stdout everything read is committed and
+the exit status is 0. SIGUSR1 prints --stats without stopping; a second
+SIGINT or SIGTERM stops at once.
+
+Settings come from flags, then VIBEKIT_* environment variables (VIBEKIT_DB,
+VIBEKIT_STREAM_BATCH_SIZE, ...), then a JSON config file (--config).
+
+Examples:
+  some-agent | vibekit-pipe --session s1 --agent claude --mode chat --prompt "fix the bug"
+  vibekit-pipe --quiet < events.ndjson
+  vibekit-pipe --db /var/log/vibekit/telemetry.db --stats < run.log > /dev/null`
+
+func newPipeCommand(o *pipeOptions) *ffcli.Command {
+	fs := flag.NewFlagSet("vibekit-pipe", flag.ContinueOnError)
+	fs.StringVar(&o.db, "db", DefaultDB, "SQLite database `path` (the guide's path)")
+	fs.IntVar(&o.batchSize, "stream-batch-size", 50, "commit after this many buffered stream `rows`")
+	fs.IntVar(&o.flushMs, "stream-flush-interval-ms", 1000, "commit buffered rows at most this many `ms` after the oldest arrived")
+	fs.BoolVar(&o.indexes, "enable-indexes", true, "keep the query indexes (false drops them, for write-heavy use)")
+	fs.IntVar(&o.maxLine, "max-line-bytes", reader.DefaultMaxLine, "longest line stored; a longer one becomes a reject")
+	fs.StringVar(&o.session, "session", "", "session `id` of plain-text lines (default: a new id per run)")
+	fs.StringVar(&o.agent, "agent", "unknown", "agent `type` of plain-text lines (claude, codex, gemini, ...)")
+	fs.StringVar(&o.mode, "mode", "", "`mode` of plain-text lines (chat, code, ...)")
+	fs.StringVar(&o.prompt, "prompt", "", "`prompt` recorded on the session's start row")
+	fs.StringVar(&o.sandboxID, "sandbox-id", "", "sandbox `id` recorded on the session's rows")
+	fs.StringVar(&o.repoURL, "repo-url", "", "repository `url` recorded on the session's rows")
+	fs.BoolVar(&o.quiet, "quiet", false, "do not copy the input to stdout")
+	fs.BoolVar(&o.stats, "stats", false, "print ingest metrics to stderr at exit")
+	addConfigFlag(fs)
+	return &ffcli.Command{
+		Name:       "vibekit-pipe",
+		ShortUsage: "vibekit-pipe [flags] < input",
+		ShortHelp:  "store agent output and telemetry events in SQLite, passing them through",
+		LongHelp:   pipeLongHelp,
+		FlagSet:    fs,
+		Options:    ffOptions(),
+	}
+}
+
+// RunPipe is vibekit-pipe: it returns the exit code.
+func RunPipe(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	var o pipeOptions
+	cmd := newPipeCommand(&o)
+	cmd.FlagSet.SetOutput(stderr)
+	cmd.Exec = func(ctx context.Context, rest []string) error {
+		if len(rest) > 0 {
+			return usageErrorf("unexpected argument %q (input comes from stdin)", rest[0])
+		}
+		if o.batchSize < 1 {
+			return usageErrorf("--stream-batch-size must be at least 1, not %d", o.batchSize)
+		}
+		if o.flushMs < 0 {
+			return usageErrorf("--stream-flush-interval-ms must not be negative")
+		}
+		if o.maxLine < 1 {
+			return usageErrorf("--max-line-bytes must be at least 1")
+		}
+		return runPipe(ctx, &o, stdin, stdout, stderr)
+	}
+	return report(stderr, "vibekit-pipe", cmd.ParseAndRun(ctx, args))
+}
+
+func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr io.Writer) error {
+	db, err := sqlite.Open(o.db, sqlite.Options{EnableIndexes: o.indexes})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if o.session == "" {
+		o.session = newSessionID(time.Now())
+	}
+	p := &pipe{
+		o:      o,
+		db:     db,
+		b:      batch.New(o.batchSize, time.Duration(o.flushMs)*time.Millisecond),
+		stderr: stderr,
+		now:    time.Now,
+	}
+	src := &reader.Stream{File: stdin, Name: "stdin", MaxLine: o.maxLine}
+	if !o.quiet {
+		src.Tee = stdout
+	}
+	err = p.run(ctx, src)
+	if o.stats {
+		p.printStats()
+	}
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close database: %w", cerr)
+	}
+	return err
+}
+
+// newSessionID names a session by when it began, with a random suffix.
+func newSessionID(now time.Time) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return "pipe-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// pipe runs one vibekit-pipe: lines come from the reader goroutine, are
+// mapped and batched here, and committed by the writer goroutine.
+type pipe struct {
+	o      *pipeOptions
+	db     *sqlite.DB
+	b      *batch.Batcher
+	stderr io.Writer
+	now    func() time.Time
+
+	// The session of plain-text lines: started at its first line.
+	started   bool
+	startTime time.Time
+	textLines int64
+
+	m pipeMetrics
+}
+
+// pipeMetrics are the guide's performance metrics, kept by the main loop.
+type pipeMetrics struct {
+	lines, rows, rejects, skipped, generated int64 // from the input, as handled
+	written, flushes                         int64 // committed
+	flushTotal, flushLast                    time.Duration
+}
+
+// source is where lines come from; reader.Stream is one.
+type source interface {
+	Run(ctx context.Context, emit func(reader.Line) error) error
+}
+
+type commitResult struct {
+	b    *vibekit.Batch
+	took time.Duration
+	err  error
+}
+
+func (p *pipe) run(ctx context.Context, src source) error {
+	budget := newByteBudget(pipeBudget)
+	lines := make(chan reader.Line, 1024)
+	readErr := make(chan error, 1)
+	go func() {
+		readErr <- src.Run(ctx, func(l reader.Line) error {
+			budget.acquire(int64(len(l.Data)))
+			lines <- l
+			return nil
+		})
+		close(lines)
+	}()
+
+	toWriter := make(chan *vibekit.Batch)
+	results := make(chan commitResult)
+	stopping := make(chan struct{})
+	go p.writer(toWriter, results, stopping)
+	defer close(toWriter)
+
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var (
+		in       = lines
+		writing  bool
+		held     int64 // line bytes in the batch being filled
+		inflight int64 // line bytes in the batch being committed
+		failure  error
+	)
+	for in != nil || writing || !p.b.Empty() {
+		now := p.now()
+		if !writing && !p.b.Empty() && (in == nil || p.b.Ready(now) || held > pipeBudget/2) {
+			inflight, held = held, 0
+			toWriter <- p.b.Take()
+			writing = true
+		}
+		var tick <-chan time.Time
+		if d, ok := p.b.Deadline(); ok && !writing {
+			timer.Reset(d.Sub(now))
+			tick = timer.C
+		}
+		select {
+		case l, ok := <-in:
+			if !ok {
+				in = nil
+				err := <-readErr
+				p.endSession(ctx, err)
+				if err != nil && !errors.Is(err, reader.ErrOutputClosed) {
+					failure = err
+				}
+				close(stopping)
+				continue
+			}
+			held += int64(len(l.Data))
+			p.handle(&l, p.now())
+		case r := <-results:
+			writing = false
+			budget.release(inflight)
+			if r.err != nil {
+				// The writer gave up: report what was not kept.
+				return errors.Join(failure, fmt.Errorf("%d rows not stored: %w", r.b.Len(), r.err))
+			}
+			p.m.written += int64(len(r.b.Records))
+			p.m.flushes++
+			p.m.flushTotal += r.took
+			p.m.flushLast = r.took
+			p.b.Recycle(r.b)
+		case <-tick:
+		case <-usr1:
+			p.printStats()
+		}
+	}
+	return failure
+}
+
+// handle maps one line to a row, a reject or a skip.
+func (p *pipe) handle(l *reader.Line, now time.Time) {
+	p.m.lines++
+	defer p.b.Checkpoint(vibekit.Checkpoint{Source: l.Source, Kind: "stdin", Offset: l.End, Line: l.Num}, now)
+	if l.Overlong {
+		p.b.CountLine(l.Length, false, now)
+		p.reject(l, fmt.Sprintf("line is %d bytes, over the limit of %d (--max-line-bytes)", l.Length, p.o.maxLine), now)
+		return
+	}
+	var rec vibekit.Record
+	kind, err := vibekit.DecodeLine(l.Data, now, &rec)
+	blank := kind == vibekit.LineText && len(bytes.TrimSpace(l.Data)) == 0
+	p.b.CountLine(l.Length, blank, now)
+	switch {
+	case blank:
+		p.m.skipped++
+	case kind == vibekit.LineRecord:
+		p.m.rows++
+		p.b.AddRecord(rec, l.Source, now)
+	case kind == vibekit.LineReject:
+		p.reject(l, err.Error(), now)
+	default:
+		p.startSession(now)
+		p.textLines++
+		p.m.rows++
+		p.b.AddRecord(p.sessionRecord(vibekit.EventStream, vibekit.ValidUTF8(l.Data), now), l.Source, now)
+	}
+}
+
+func (p *pipe) reject(l *reader.Line, reason string, now time.Time) {
+	p.m.rejects++
+	p.b.AddReject(vibekit.Reject{
+		Source: l.Source, Line: l.Num, Offset: l.Offset, Length: l.Length,
+		Reason: reason, Raw: vibekit.ValidUTF8(l.Data), Time: now.UnixMilli(),
+	}, now)
+}
+
+// sessionRecord is a row of the plain-text session, as the flags describe it.
+func (p *pipe) sessionRecord(t vibekit.EventType, data string, now time.Time) vibekit.Record {
+	return vibekit.Record{
+		SessionID: p.o.session, EventType: t, AgentType: p.o.agent, Mode: p.o.mode,
+		StreamData: data, SandboxID: p.o.sandboxID, RepoURL: p.o.repoURL, Timestamp: now.UnixMilli(),
+	}
+}
+
+// startSession writes the session's start row before its first text line.
+func (p *pipe) startSession(now time.Time) {
+	if p.started {
+		return
+	}
+	p.started, p.startTime = true, now
+	rec := p.sessionRecord(vibekit.EventStart, "", now)
+	rec.Prompt = p.o.prompt
+	p.m.generated++
+	p.b.AddRecord(rec, "", now)
+}
+
+// endSession writes the end row of a started session, saying why it ended.
+func (p *pipe) endSession(ctx context.Context, readErr error) {
+	if !p.started {
+		return
+	}
+	now := p.now()
+	status := "success"
+	switch {
+	case errors.Is(readErr, reader.ErrOutputClosed):
+		status = "output closed"
+	case readErr != nil:
+		status = "read error"
+	case ctx.Err() != nil:
+		status = "interrupted"
+	}
+	meta, _ := json.Marshal(map[string]any{
+		"status":   status,
+		"duration": now.Sub(p.startTime).Milliseconds(),
+		"lines":    p.textLines,
+	})
+	rec := p.sessionRecord(vibekit.EventEnd, "", now)
+	rec.Metadata = meta
+	p.m.generated++
+	p.b.AddRecord(rec, "", now)
+}
+
+// writer commits the batches it is given, one at a time. A commit that fails
+// (the database locked by another writer, a full disk) is retried with
+// backoff, and the batch is kept meanwhile; while the input is open it is
+// retried until it succeeds, and after stopping for up to stopRetry.
+func (p *pipe) writer(in <-chan *vibekit.Batch, out chan<- commitResult, stopping <-chan struct{}) {
+	for b := range in {
+		var (
+			took    time.Duration
+			err     error
+			backoff = 10 * time.Millisecond
+			lastMsg string
+			giveUp  time.Time
+		)
+		for {
+			took, err = p.db.Commit(context.Background(), b)
+			if err == nil {
+				break
+			}
+			select {
+			case <-stopping:
+				if giveUp.IsZero() {
+					giveUp = time.Now().Add(stopRetry)
+				}
+			default:
+			}
+			if !giveUp.IsZero() && time.Now().After(giveUp) {
+				break
+			}
+			if msg := err.Error(); msg != lastMsg && !sqlite.IsBusy(err) {
+				fmt.Fprintf(p.stderr, "vibekit-pipe: %v (retrying)\n", err)
+				lastMsg = msg
+			}
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+		}
+		out <- commitResult{b: b, took: took, err: err}
+	}
+}
+
+// printStats prints the guide's performance metrics to stderr.
+func (p *pipe) printStats() {
+	m := &p.m
+	avg := time.Duration(0)
+	if m.flushes > 0 {
+		avg = m.flushTotal / time.Duration(m.flushes)
+	}
+	fmt.Fprintf(p.stderr, "vibekit-pipe: lines read %d = rows %d + rejects %d + skipped %d; session rows %d\n",
+		m.lines, m.rows, m.rejects, m.skipped, m.generated)
+	fmt.Fprintf(p.stderr, "vibekit-pipe: events written %d, flushes %d, average flush %.2f ms, last flush %.2f ms, buffered events %d, active buffers %d\n",
+		m.written, m.flushes, ms(avg), ms(m.flushLast), p.b.Rows(), p.b.ActiveBuffers())
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// byteBudget is a counting semaphore over bytes. One item larger than the
+// whole budget is let through when nothing else is held, so it cannot block
+// forever.
+type byteBudget struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	max  int64
+	used int64
+}
+
+func newByteBudget(max int64) *byteBudget {
+	b := &byteBudget{max: max}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+func (b *byteBudget) acquire(n int64) {
+	b.mu.Lock()
+	for b.used > 0 && b.used+n > b.max {
+		b.cond.Wait()
+	}
+	b.used += n
+	b.mu.Unlock()
+}
+
+func (b *byteBudget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}

@@ -1,0 +1,208 @@
+// Package jq runs jq programs (gojq) over records: each program is compiled
+// once and run per value, with a time limit per value so that no program can
+// hang a command.
+package jq
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/itchyny/gojq"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
+)
+
+// DefaultTimeout is how long a program may run on one input value.
+const DefaultTimeout = 10 * time.Second
+
+// CompileError is a jq program that does not parse or compile. It shows
+// where in the program the error is.
+type CompileError struct {
+	Src    string
+	Offset int // byte offset of the error in Src; -1 if unknown
+	Err    error
+}
+
+func (e *CompileError) Error() string {
+	if e.Offset < 0 {
+		return fmt.Sprintf("jq: compile error: %v", e.Err)
+	}
+	// Show the line holding the error and a caret under the offending token.
+	lineStart := strings.LastIndexByte(e.Src[:e.Offset], '\n') + 1
+	lineEnd := strings.IndexByte(e.Src[e.Offset:], '\n')
+	if lineEnd < 0 {
+		lineEnd = len(e.Src)
+	} else {
+		lineEnd += e.Offset
+	}
+	lineNo := strings.Count(e.Src[:e.Offset], "\n") + 1
+	col := e.Offset - lineStart
+	return fmt.Sprintf("jq: syntax error at line %d, column %d: %v\n    %s\n    %s^",
+		lineNo, col+1, e.Err, e.Src[lineStart:lineEnd], strings.Repeat(" ", col))
+}
+
+func (e *CompileError) Unwrap() error { return e.Err }
+
+// Program is a compiled jq program.
+type Program struct {
+	src     string
+	code    *gojq.Code
+	Timeout time.Duration // per input value; DefaultTimeout if zero
+}
+
+// Compile parses and compiles src.
+func Compile(src string) (*Program, error) {
+	q, err := gojq.Parse(src)
+	if err != nil {
+		var pe *gojq.ParseError
+		if errors.As(err, &pe) {
+			// Offset is just past the offending token; point at its start.
+			off := max(0, min(pe.Offset-len(pe.Token), len(src)))
+			return nil, &CompileError{Src: src, Offset: off, Err: err}
+		}
+		return nil, &CompileError{Src: src, Offset: -1, Err: err}
+	}
+	code, err := gojq.Compile(q, gojq.WithEnvironLoader(func() []string { return nil }))
+	if err != nil {
+		return nil, &CompileError{Src: src, Offset: -1, Err: err}
+	}
+	return &Program{src: src, code: code}, nil
+}
+
+// Runner runs a program over many values, one after another. A watchdog
+// cancels a run that takes longer than the program's Timeout.
+type Runner struct {
+	p       *Program
+	started atomic.Int64 // UnixNano when the current run began; 0 when idle
+	cancel  atomic.Pointer[context.CancelFunc]
+	stop    chan struct{}
+}
+
+// NewRunner starts a runner; Close stops its watchdog.
+func (p *Program) NewRunner() *Runner {
+	r := &Runner{p: p, stop: make(chan struct{})}
+	go r.watch()
+	return r
+}
+
+func (r *Runner) timeout() time.Duration {
+	if r.p.Timeout > 0 {
+		return r.p.Timeout
+	}
+	return DefaultTimeout
+}
+
+func (r *Runner) watch() {
+	tick := time.NewTicker(min(r.timeout()/4, 250*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case now := <-tick.C:
+			if s := r.started.Load(); s != 0 && now.UnixNano()-s > int64(r.timeout()) {
+				if c := r.cancel.Load(); c != nil {
+					(*c)()
+				}
+			}
+		}
+	}
+}
+
+// Close stops the watchdog.
+func (r *Runner) Close() { close(r.stop) }
+
+// ErrTimeout is returned when a program runs too long on one value.
+var ErrTimeout = errors.New("jq: program ran too long on one value")
+
+// Run runs the program on v and calls emit with each output. A jq error
+// (`error("x")`, a type error) is returned as an error.
+func (r *Runner) Run(ctx context.Context, v any, emit func(any) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.cancel.Store(&cancel)
+	r.started.Store(time.Now().UnixNano())
+	defer r.started.Store(0)
+	iter := r.p.code.RunWithContext(ctx, v)
+	for {
+		out, ok := iter.Next()
+		if !ok {
+			return nil
+		}
+		if err, ok := out.(error); ok {
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				if parent := context.Cause(ctx); parent != nil && !errors.Is(parent, context.Canceled) {
+					return parent
+				}
+				return fmt.Errorf("%w (limit %v)", ErrTimeout, r.timeout())
+			}
+			var he *gojq.HaltError
+			if errors.As(err, &he) && he.Value() == nil {
+				return nil // halt: stop without output
+			}
+			return fmt.Errorf("jq: %w", err)
+		}
+		if err := emit(out); err != nil {
+			return err
+		}
+	}
+}
+
+// RecordValue turns a record into the value a jq program sees: an object with
+// the guide's field names, null for empty optional fields, and metadata as a
+// JSON value (numbers kept exact).
+func RecordValue(r *vibekit.Record) map[string]any {
+	m := make(map[string]any, 11)
+	m["id"] = int(r.ID)
+	m["sessionId"] = r.SessionID
+	m["eventType"] = string(r.EventType)
+	m["agentType"] = r.AgentType
+	m["mode"] = optional(r.Mode)
+	m["prompt"] = optional(r.Prompt)
+	m["streamData"] = optional(r.StreamData)
+	m["sandboxId"] = optional(r.SandboxID)
+	m["repoUrl"] = optional(r.RepoURL)
+	m["timestamp"] = int(r.Timestamp)
+	m["metadata"] = nil
+	if len(r.Metadata) > 0 {
+		v, err := DecodeValue(r.Metadata)
+		if err != nil {
+			m["metadata"] = string(r.Metadata) // not JSON: as the text it is
+		} else {
+			m["metadata"] = v
+		}
+	}
+	return m
+}
+
+func optional(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// DecodeValue decodes one JSON text into the values gojq takes, keeping
+// numbers exact.
+func DecodeValue(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// AppendValue appends v, a value a program emitted, as compact JSON in jq's
+// style (object keys sorted).
+func AppendValue(dst []byte, v any) []byte {
+	b, _ := gojq.Marshal(v) // never fails for values gojq emits
+	return append(dst, b...)
+}

@@ -1,0 +1,193 @@
+// Package reader turns inputs (stdin, followed files, FIFOs) into lines that
+// know where they came from: the source, the line number and the byte offsets
+// before and after the line, so a store can commit where reading stopped.
+package reader
+
+import (
+	"bytes"
+	"errors"
+	"io"
+)
+
+// DefaultMaxLine is the longest line kept whole; longer lines are cut to a
+// reject so that one huge line never stops the input or grows memory.
+const DefaultMaxLine = 1 << 20
+
+// Line is one input line, without its line ending.
+type Line struct {
+	Source   string
+	Num      int64  // 1-based line number in the source
+	Offset   int64  // byte offset of the line's first byte
+	End      int64  // byte offset after the line's newline (or its last byte)
+	Data     []byte // the line, owned by the receiver; cut to the limit if Overlong
+	Length   int64  // the line's full length, before any cut
+	Overlong bool   // longer than the limit: Data holds its start only
+}
+
+var bom = []byte("\xef\xbb\xbf")
+
+// Splitter reads lines from r with memory bounded by the line limit. It strips
+// "\r\n" endings to the line and a UTF-8 byte order mark at offset 0.
+type Splitter struct {
+	r      io.Reader
+	source string
+	max    int
+	buf    []byte // read buffer: buf[start:end] is unread data
+	start  int
+	end    int
+	err    error // the error that ended reading, once buf is drained
+
+	offset int64 // byte offset of buf[start]
+	num    int64
+	// An overlong line being skipped: its start, kept bytes and length so far.
+	long       []byte
+	longOffset int64
+	longLen    int64
+	inLong     bool
+}
+
+// NewSplitter reads lines of at most max bytes (DefaultMaxLine if max <= 0)
+// from r, starting at byte offset offset and line number num (lines already
+// read), as when resuming a file.
+func NewSplitter(r io.Reader, source string, max int, offset, num int64) *Splitter {
+	if max <= 0 {
+		max = DefaultMaxLine
+	}
+	return &Splitter{r: r, source: source, max: max, buf: make([]byte, 64<<10), offset: offset, num: num}
+}
+
+// Offset is the byte offset after the last line returned.
+func (s *Splitter) Offset() int64 {
+	if s.inLong {
+		return s.longOffset
+	}
+	return s.offset
+}
+
+// Lines is the number of lines returned so far (plus the start number).
+func (s *Splitter) Lines() int64 { return s.num }
+
+// Next returns the next complete line. At the end of the input (or on a read
+// error) it returns the error; bytes of an unfinished last line stay held and
+// Partial returns them.
+func (s *Splitter) Next() (Line, error) {
+	for {
+		if line, ok := s.scan(); ok {
+			return line, nil
+		}
+		if s.err != nil {
+			return Line{}, s.err
+		}
+		s.fill()
+	}
+}
+
+// scan looks for a newline in the buffered data.
+func (s *Splitter) scan() (Line, bool) {
+	data := s.buf[s.start:s.end]
+	i := bytes.IndexByte(data, '\n')
+	if s.inLong {
+		if i < 0 {
+			s.longLen += int64(len(data))
+			s.offset += int64(len(data))
+			s.start = s.end
+			return Line{}, false
+		}
+		s.longLen += int64(i)
+		s.start += i + 1
+		s.offset += int64(i + 1)
+		s.inLong = false
+		s.num++
+		line := Line{Source: s.source, Num: s.num, Offset: s.longOffset, End: s.offset, Data: s.long, Length: s.longLen, Overlong: true}
+		s.long = nil
+		return line, true
+	}
+	if i < 0 {
+		if len(data) > s.max {
+			// Keep the line's start for the reject; skip the rest as it comes.
+			s.inLong = true
+			s.long = append([]byte(nil), data[:min(len(data), keepOfLong)]...)
+			s.longOffset = s.offset
+			s.longLen = int64(len(data))
+			s.offset += int64(len(data))
+			s.start = s.end
+		}
+		return Line{}, false
+	}
+	s.num++
+	line := s.makeLine(data[:i], int64(i+1))
+	s.start += i + 1
+	return line, true
+}
+
+// keepOfLong is how much of an overlong line a reject keeps.
+const keepOfLong = 64 << 10
+
+func (s *Splitter) makeLine(data []byte, consumed int64) Line {
+	line := Line{Source: s.source, Num: s.num, Offset: s.offset, End: s.offset + consumed, Length: int64(len(data))}
+	if s.offset == 0 && bytes.HasPrefix(data, bom) {
+		data = data[len(bom):]
+	}
+	data = bytes.TrimSuffix(data, []byte{'\r'})
+	if len(data) > s.max {
+		line.Overlong = true
+		data = data[:min(len(data), keepOfLong)]
+	}
+	line.Data = append([]byte(nil), data...)
+	s.offset += consumed
+	return line
+}
+
+// fill reads more input, first moving unread data to the buffer's front.
+func (s *Splitter) fill() {
+	if s.start > 0 {
+		n := copy(s.buf, s.buf[s.start:s.end])
+		s.start, s.end = 0, n
+	}
+	if s.end == len(s.buf) {
+		// A partial line fills the buffer but is within the limit: grow,
+		// up to one byte past the limit, which marks the line overlong.
+		grown := make([]byte, max(len(s.buf)+1, min(2*len(s.buf), s.max+1)))
+		copy(grown, s.buf[:s.end])
+		s.buf = grown
+	}
+	n, err := s.r.Read(s.buf[s.end:])
+	s.end += n
+	if err != nil {
+		s.err = err
+	} else if n == 0 {
+		s.err = io.ErrNoProgress
+	}
+}
+
+// Partial returns the unfinished last line held after Next returned an
+// error, and consumes it. ok is false if there is none.
+func (s *Splitter) Partial() (Line, bool) {
+	if s.inLong {
+		s.inLong = false
+		s.longLen += int64(s.end - s.start)
+		s.offset += int64(s.end - s.start)
+		s.start = s.end
+		s.num++
+		line := Line{Source: s.source, Num: s.num, Offset: s.longOffset, End: s.offset, Data: s.long, Length: s.longLen, Overlong: true}
+		s.long = nil
+		return line, true
+	}
+	if s.start == s.end {
+		return Line{}, false
+	}
+	s.num++
+	line := s.makeLine(s.buf[s.start:s.end], int64(s.end-s.start))
+	s.start = s.end
+	return line, true
+}
+
+// Resume clears the error that stopped Next, so a follower can read on once
+// a file has grown.
+func (s *Splitter) Resume() { s.err = nil }
+
+// Buffered reports whether unread bytes (a partial line) are held.
+func (s *Splitter) Buffered() int { return s.end - s.start }
+
+// IsEOF reports whether err marks the end of the input.
+func IsEOF(err error) bool { return errors.Is(err, io.EOF) }

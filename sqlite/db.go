@@ -1,0 +1,244 @@
+// Package sqlite is the telemetry store: one SQLite file in WAL mode holding the
+// guide's telemetry table beside our own tables for sources, rejects and runs.
+// It opens, migrates, writes batches in one transaction each, and queries.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
+)
+
+//go:embed migration/*.sql
+var migrationFS embed.FS
+
+// The indexes the guide lists, plus eventType, which the original also had.
+var indexes = []struct{ name, def string }{
+	{"idx_timestamp", "telemetry(timestamp)"},
+	{"idx_session", "telemetry(sessionId)"},
+	{"idx_agent_type", "telemetry(agentType)"},
+	{"idx_event_type", "telemetry(eventType)"},
+}
+
+// BusyTimeout is how long one statement waits for another process's lock
+// before SQLite reports SQLITE_BUSY; writers retry beyond it.
+const BusyTimeout = 5 * time.Second
+
+// Options are the settings of a writable store.
+type Options struct {
+	// EnableIndexes creates the query indexes; false drops them, for
+	// write-heavy use (the guide's enableIndexes).
+	EnableIndexes bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DB is an open telemetry database.
+type DB struct {
+	Path     string
+	db       *sql.DB
+	readOnly bool
+	now      func() time.Time
+
+	insert    *sql.Stmt
+	sourceIDs map[string]int64 // committed vk_sources ids by name
+	runID     int64            // this process's vk_runs row, once committed
+}
+
+// Open opens the database at path for writing, creating it (0600) and its
+// directory (0700) if needed, and brings its schema up to date.
+func Open(path string, opts Options) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("open database: empty path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+	// Create the file ourselves so it is private from the first byte; SQLite
+	// gives the WAL and shared-memory files the same mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	f.Close()
+	sqldb, err := sql.Open("sqlite3", dsn(path, "_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL"))
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	// One connection: a process writes through one, and SQLite serialises
+	// writers anyway. It keeps per-connection pragmas in force.
+	sqldb.SetMaxOpenConns(1)
+	db := &DB{Path: path, db: sqldb, now: opts.Now, sourceIDs: map[string]int64{}}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	if err := db.migrate(opts.EnableIndexes); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	db.insert, err = sqldb.Prepare(`INSERT INTO telemetry (sessionId, eventType, agentType, mode, prompt, streamData, sandboxId, repoUrl, metadata, timestamp) VALUES (?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// OpenReadOnly opens an existing database for reading. Nothing it does can
+// change the file (DESIGN invariant 5).
+func OpenReadOnly(path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("open database %s: no such file (vibekit-pipe creates it; --db names another)", path)
+		}
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	sqldb, err := sql.Open("sqlite3", dsn(path, "mode=ro&_query_only=1"))
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	db := &DB{Path: path, db: sqldb, readOnly: true, now: time.Now}
+	v, err := db.userVersion()
+	if err == nil && v > latestVersion() {
+		err = fmt.Errorf("%w (version %d; this program knows up to %d)", vibekit.ErrSchemaTooNew, v, latestVersion())
+	}
+	if err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// dsn builds a go-sqlite3 URI for path. SQLite URIs give '?', '#' and '%' a
+// meaning, so those are escaped in the path.
+func dsn(path, params string) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + r.Replace(path) + "?_busy_timeout=" + strconv.Itoa(int(BusyTimeout/time.Millisecond)) + "&" + params
+}
+
+// Close closes the database. With WAL, the last connection to close
+// checkpoints and removes the WAL file.
+func (db *DB) Close() error {
+	if db.insert != nil {
+		db.insert.Close()
+	}
+	return db.db.Close()
+}
+
+// SQL returns the underlying handle, for maintenance and user queries.
+func (db *DB) SQL() *sql.DB { return db.db }
+
+func (db *DB) userVersion() (int, error) {
+	var v int
+	err := db.db.QueryRow(`PRAGMA user_version`).Scan(&v)
+	return v, err
+}
+
+type migration struct {
+	version int
+	name    string
+}
+
+func migrations() []migration {
+	entries, err := migrationFS.ReadDir("migration")
+	if err != nil {
+		panic(err) // embedded at build time: cannot fail
+	}
+	var ms []migration
+	for _, e := range entries {
+		n, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil {
+			panic(fmt.Sprintf("migration %s: name must start with its version", e.Name()))
+		}
+		ms = append(ms, migration{n, e.Name()})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	return ms
+}
+
+func latestVersion() int {
+	ms := migrations()
+	return ms[len(ms)-1].version
+}
+
+// migrate applies the migrations newer than the file's user_version, each in
+// its own transaction, and then creates or drops the query indexes.
+func (db *DB) migrate(enableIndexes bool) error {
+	v, err := db.userVersion()
+	if err != nil {
+		return err
+	}
+	if v > latestVersion() {
+		return fmt.Errorf("%w (version %d; this program knows up to %d)", vibekit.ErrSchemaTooNew, v, latestVersion())
+	}
+	for _, m := range migrations() {
+		if m.version <= v {
+			continue
+		}
+		body, err := migrationFS.ReadFile("migration/" + m.name)
+		if err != nil {
+			return err
+		}
+		if err := db.inTx(context.Background(), func(tx *sql.Tx) error {
+			if _, err := tx.Exec(string(body)); err != nil {
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+			_, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, m.version))
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return db.setIndexes(enableIndexes)
+}
+
+func (db *DB) setIndexes(enable bool) error {
+	return db.inTx(context.Background(), func(tx *sql.Tx) error {
+		for _, ix := range indexes {
+			q := `DROP INDEX IF EXISTS ` + ix.name
+			if enable {
+				q = `CREATE INDEX IF NOT EXISTS ` + ix.name + ` ON ` + ix.def
+			}
+			if _, err := tx.Exec(q); err != nil {
+				return fmt.Errorf("index %s: %w", ix.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// inTx runs fn in a transaction and commits it, or rolls it back on error.
+func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// IsBusy reports whether err is SQLite's "database is locked" (or busy):
+// another connection holds the lock, and trying again later may succeed.
+func IsBusy(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
+	}
+	return false
+}
