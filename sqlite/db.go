@@ -6,6 +6,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -53,8 +54,10 @@ type DB struct {
 	readOnly bool
 	now      func() time.Time
 
-	insert    *sql.Stmt
+	insert     driver.Stmt // prepared on insertConn
+	insertConn *sqlite3.SQLiteConn
 	sourceIDs map[string]int64 // committed vk_sources ids by name
+	ckpt      *checkpointer
 	runID     int64            // this process's vk_runs row, once committed
 }
 
@@ -74,10 +77,10 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	f.Close()
-	sqldb, err := sql.Open("sqlite3", dsn(path, "_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL"))
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
+	// Checkpoints run in the background (see checkpointer); the writer's own
+	// automatic checkpoint is a backstop that bounds the WAL at 64 MiB.
+	writerDSN := dsn(path, "_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL")
+	sqldb := sql.OpenDB(connector(writerDSN, `PRAGMA wal_autocheckpoint = 16384; PRAGMA journal_size_limit = 67108864`))
 	// One connection: a process writes through one, and SQLite serialises
 	// writers anyway. It keeps per-connection pragmas in force.
 	sqldb.SetMaxOpenConns(1)
@@ -89,13 +92,29 @@ func Open(path string, opts Options) (*DB, error) {
 		sqldb.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	db.insert, err = sqldb.Prepare(`INSERT INTO telemetry (sessionId, eventType, agentType, mode, prompt, streamData, sandboxId, repoUrl, metadata, timestamp) VALUES (?,?,?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		sqldb.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
+	db.ckpt = startCheckpointer(sql.OpenDB(connector(writerDSN, "")))
 	return db, nil
 }
+
+// connector opens go-sqlite3 connections to dsn and runs pragmas on each.
+func connector(dsn, pragmas string) driver.Connector {
+	drv := &sqlite3.SQLiteDriver{}
+	if pragmas != "" {
+		drv.ConnectHook = func(c *sqlite3.SQLiteConn) error {
+			_, err := c.Exec(pragmas, nil)
+			return err
+		}
+	}
+	return &sqliteConnector{dsn: dsn, drv: drv}
+}
+
+type sqliteConnector struct {
+	dsn string
+	drv *sqlite3.SQLiteDriver
+}
+
+func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c *sqliteConnector) Driver() driver.Driver                      { return c.drv }
 
 // OpenReadOnly opens an existing database for reading. Nothing it does can
 // change the file (DESIGN invariant 5).
@@ -106,10 +125,7 @@ func OpenReadOnly(path string) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	sqldb, err := sql.Open("sqlite3", dsn(path, "mode=ro&_query_only=1"))
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
+	sqldb := sql.OpenDB(connector(dsn(path, "mode=ro&_query_only=1"), ""))
 	db := &DB{Path: path, db: sqldb, readOnly: true, now: time.Now}
 	v, err := db.userVersion()
 	if err == nil && v > latestVersion() {
@@ -132,8 +148,14 @@ func dsn(path, params string) string {
 // Close closes the database. With WAL, the last connection to close
 // checkpoints and removes the WAL file.
 func (db *DB) Close() error {
+	if db.ckpt != nil {
+		db.ckpt.close()
+		db.ckpt = nil
+	}
 	if db.insert != nil {
+		// Finalize the statement before its connection closes.
 		db.insert.Close()
+		db.insert = nil
 	}
 	return db.db.Close()
 }

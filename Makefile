@@ -1,0 +1,36 @@
+# vibekit-pipe: make demo runs the main job on an embedded sample; make test runs every test.
+GO ?= go
+BIN := bin
+
+.PHONY: all build demo test bench vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/vibekit-pipe ./cmd/vibekit
+
+# Pipe a sample agent session through vibekit-pipe into a fresh database, then dump it.
+demo: build
+	@rm -rf $(BIN)/demo && mkdir -p $(BIN)/demo
+	@echo '== vibekit-pipe (the input passes through to stdout):'
+	$(BIN)/vibekit-pipe --db $(BIN)/demo/telemetry.db --session demo-1 --agent claude --mode code \
+		--prompt "fix the failing test" --stats < testdata/demo/session.txt
+	@echo '== vibekit telemetry dump:'
+	$(BIN)/vibekit telemetry dump --db $(BIN)/demo/telemetry.db
+	@echo '== vibekit telemetry dump --jq:'
+	$(BIN)/vibekit telemetry dump --db $(BIN)/demo/telemetry.db --jq '{s: .sessionId, t: .eventType, data: .streamData}'
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+# 1M seeded events: ingest, dump and dump --jq, beside the sqlite3 CLI and jq.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2s . ./sqlite ./reader
+	$(GO) run ./tools/vkbench -bin $(BIN) -n 1000000 -out docs/BENCHMARKS.md
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf $(BIN)
