@@ -1,0 +1,103 @@
+package main
+
+import (
+	"regexp"
+	"testing"
+)
+
+// TestBenchCommands checks the table that people edit: comparisons name a
+// reference, dumps read a database an earlier ingest wrote, and only known
+// placeholders are used.
+func TestBenchCommands(t *testing.T) {
+	known := map[string]bool{"{bin}": true, "{work}": true, "{events}": true, "{db}": true, "{refdb}": true}
+	placeholder := regexp.MustCompile(`\{[a-z]+\}`)
+	names := map[string]command{}
+	written := map[string]bool{}
+	for _, c := range benchCommands() {
+		if _, dup := names[c.name]; dup {
+			t.Errorf("%s: name used twice", c.name)
+		}
+		names[c.name] = c
+		if (len(c.argv) == 0) == (c.shell == "") {
+			t.Errorf("%s: want exactly one of argv and shell", c.name)
+		}
+		texts := append([]string{c.shell, c.stdin, c.db}, c.argv...)
+		for _, s := range texts {
+			for _, p := range placeholder.FindAllString(s, -1) {
+				if !known[p] {
+					t.Errorf("%s: unknown placeholder %s in %q", c.name, p, s)
+				}
+			}
+		}
+		switch c.unit {
+		case unitEvents:
+			written[c.db] = true
+		case unitRows:
+			if !written[c.db] {
+				t.Errorf("%s: reads %s before any ingest writes it", c.name, c.db)
+			}
+		default:
+			t.Errorf("%s: unit %q", c.name, c.unit)
+		}
+	}
+	for _, c := range names {
+		if c.vs == "" {
+			continue
+		}
+		ref, ok := names[c.vs]
+		if !ok || !ref.reference || ref.unit != c.unit {
+			t.Errorf("%s: vs %q is not a reference command with unit %s", c.name, c.vs, c.unit)
+		}
+	}
+}
+
+func TestDisplay(t *testing.T) {
+	tests := []struct {
+		cmd  command
+		want string
+	}{
+		{command{argv: []string{"{bin}/vibekit-pipe", "--db", "{db}"}, stdin: "{events}"}, "vibekit-pipe --db ingest.db < events.ndjson"},
+		{command{argv: []string{"sqlite3", "-json", "{db}", "select * from telemetry"}}, "sqlite3 -json ingest.db 'select * from telemetry'"},
+		{command{argv: []string{"x", "it's"}}, `x 'it'\''s'`},
+		{command{shell: "sqlite3 {db} | jq ."}, "sqlite3 ingest.db | jq ."},
+		{command{argv: []string{"{bin}/vibekit-pipe"}, env: []string{"VIBEKIT_A=1", "VIBEKIT_B=x y"}}, "VIBEKIT_A=1 'VIBEKIT_B=x y' vibekit-pipe"},
+	}
+	for _, tt := range tests {
+		if got := display(tt.cmd); got != tt.want {
+			t.Errorf("display(%+v) = %q, want %q", tt.cmd, got, tt.want)
+		}
+	}
+}
+
+func TestBench_Expand(t *testing.T) {
+	b := bench{paths: map[string]string{"{db}": "/tmp/a b/ingest.db", "{refdb}": "/tmp/ref.db"}}
+	if got, want := b.expand("sqlite3 {db} {refdb}", true), `sqlite3 '/tmp/a b/ingest.db' /tmp/ref.db`; got != want {
+		t.Errorf("quoted: got %q, want %q", got, want)
+	}
+	if got, want := b.expand("{db}", false), "/tmp/a b/ingest.db"; got != want {
+		t.Errorf("unquoted: got %q, want %q", got, want)
+	}
+}
+
+func TestGroup(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1000000: "1,000,000", -12345: "-12,345"} {
+		if got := group(n); got != want {
+			t.Errorf("group(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestTailBuffer(t *testing.T) {
+	var tb tailBuffer
+	chunk := make([]byte, 10000)
+	for i := range 100 {
+		chunk[0] = byte(i)
+		tb.Write(chunk)
+	}
+	if got, want := tb.Len(), tailMax; got != want {
+		t.Fatalf("Len = %d, want %d", got, want)
+	}
+	if got := tb.Bytes()[tailMax-10000]; got != 99 {
+		t.Errorf("last chunk starts with %d, want 99", got)
+	}
+}
