@@ -583,3 +583,132 @@ func ValidUTF8(b []byte) string {
 	writeValidUTF8(&sb, b)
 	return sb.String()
 }
+
+// maxValueDepth bounds the nesting DecodeValue follows, as encoding/json does.
+const maxValueDepth = 10000
+
+// DecodeValue decodes one JSON text into Go values: map[string]any, []any,
+// string, bool, nil, and numbers as int when they fit, float64 when they
+// have a fraction or exponent, and json.Number (exact) for larger integers.
+// These are the values jq programs take; it is several times faster than
+// encoding/json's decoding into any.
+func DecodeValue(data []byte) (any, error) {
+	d := decoder{data: data}
+	d.skipWS()
+	v, err := d.value(0)
+	if err != nil {
+		return nil, err
+	}
+	d.skipWS()
+	if d.pos != len(d.data) {
+		return nil, fmt.Errorf("invalid JSON: trailing data at byte %d", d.pos)
+	}
+	return v, nil
+}
+
+func (d *decoder) syntaxError() error {
+	return fmt.Errorf("invalid JSON at byte %d", d.pos)
+}
+
+func (d *decoder) value(depth int) (any, error) {
+	if depth > maxValueDepth {
+		return nil, fmt.Errorf("invalid JSON: nested deeper than %d", maxValueDepth)
+	}
+	switch c := d.peek(); c {
+	case '{':
+		d.pos++
+		m := map[string]any{}
+		d.skipWS()
+		if d.peek() == '}' {
+			d.pos++
+			return m, nil
+		}
+		for {
+			d.skipWS()
+			k, ok := d.readString()
+			if !ok {
+				return nil, d.syntaxError()
+			}
+			d.skipWS()
+			if d.peek() != ':' {
+				return nil, d.syntaxError()
+			}
+			d.pos++
+			d.skipWS()
+			v, err := d.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = v
+			d.skipWS()
+			switch d.peek() {
+			case ',':
+				d.pos++
+			case '}':
+				d.pos++
+				return m, nil
+			default:
+				return nil, d.syntaxError()
+			}
+		}
+	case '[':
+		d.pos++
+		a := []any{}
+		d.skipWS()
+		if d.peek() == ']' {
+			d.pos++
+			return a, nil
+		}
+		for {
+			d.skipWS()
+			v, err := d.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+			d.skipWS()
+			switch d.peek() {
+			case ',':
+				d.pos++
+			case ']':
+				d.pos++
+				return a, nil
+			default:
+				return nil, d.syntaxError()
+			}
+		}
+	case '"':
+		s, ok := d.readString()
+		if !ok {
+			return nil, d.syntaxError()
+		}
+		return s, nil
+	case 't':
+		if d.literal("true") {
+			return true, nil
+		}
+	case 'f':
+		if d.literal("false") {
+			return false, nil
+		}
+	case 'n':
+		if d.literal("null") {
+			return nil, nil
+		}
+	default:
+		start := d.pos
+		if d.skipNumber() {
+			lit := string(d.data[start:d.pos])
+			if n, err := strconv.ParseInt(lit, 10, 0); err == nil {
+				return int(n), nil
+			}
+			if strings.ContainsAny(lit, ".eE") {
+				if f, err := strconv.ParseFloat(lit, 64); err == nil {
+					return f, nil
+				}
+			}
+			return json.Number(lit), nil
+		}
+	}
+	return nil, d.syntaxError()
+}

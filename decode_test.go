@@ -2,6 +2,7 @@ package vibekit
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -145,6 +146,35 @@ func BenchmarkDecodeLine(b *testing.B) {
 	for b.Loop() {
 		if kind, err := DecodeLine(line, readTime, &rec); kind != LineRecord {
 			b.Fatal(kind, err)
+		}
+	}
+}
+
+func TestDecodeValue(t *testing.T) {
+	for _, in := range []string{
+		`{"a":1,"b":[true,false,null,"x\u00e9\n"],"c":{"d":-2.5e3},"e":12345678901234567890123,"f":1.5,"g":[],"h":{}}`,
+		` [ 1 , "two" ] `, `"s"`, `0`, `-0.0`, `null`,
+	} {
+		got, err := DecodeValue([]byte(in))
+		if err != nil {
+			t.Fatalf("DecodeValue(%s): %v", in, err)
+		}
+		// Same values as encoding/json gives, numbers compared as float64.
+		var want, back any
+		json.Unmarshal([]byte(in), &want)
+		g, _ := json.Marshal(got)
+		json.Unmarshal(g, &back)
+		if !reflect.DeepEqual(back, want) {
+			t.Errorf("DecodeValue(%s) = %s, encoding/json gives %v", in, g, want)
+		}
+	}
+	v, _ := DecodeValue([]byte(`[12345678901234567890123, 7, 7.5]`))
+	if got := v.([]any); got[0] != json.Number("12345678901234567890123") || got[1] != 7 || got[2] != 7.5 {
+		t.Errorf("numbers = %#v; want an exact json.Number, an int and a float64", got)
+	}
+	for _, bad := range []string{`{"a":}`, `[1,]`, `{"a":1} x`, `tru`, `01`, `{"a" 1}`, strings.Repeat("[", 20000) + strings.Repeat("]", 20000)} {
+		if v, err := DecodeValue([]byte(bad)); err == nil {
+			t.Errorf("DecodeValue(%.20s) = %v, want an error", bad, v)
 		}
 	}
 }

@@ -4,9 +4,7 @@
 package jq
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -171,7 +169,7 @@ func RecordValue(r *vibekit.Record) map[string]any {
 	m["timestamp"] = int(r.Timestamp)
 	m["metadata"] = nil
 	if len(r.Metadata) > 0 {
-		v, err := DecodeValue(r.Metadata)
+		v, err := vibekit.DecodeValue(r.Metadata)
 		if err != nil {
 			m["metadata"] = string(r.Metadata) // not JSON: as the text it is
 		} else {
@@ -186,18 +184,6 @@ func optional(s string) any {
 		return nil
 	}
 	return s
-}
-
-// DecodeValue decodes one JSON text into the values gojq takes, keeping
-// numbers exact.
-func DecodeValue(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	return v, nil
 }
 
 // AppendValue appends v, a value a program emitted, as compact JSON in jq's

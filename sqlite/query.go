@@ -2,11 +2,13 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
@@ -99,37 +101,135 @@ func selectRecords(f *vibekit.Filter) (string, []any) {
 	return q, args
 }
 
+// scanChunk is how many records the reading goroutine hands over at once.
+const scanChunk = 256
+
 // Scan calls fn with each record that f selects, in f's order. The record is
-// reused between calls; fn must copy what it keeps.
+// valid only during the call; fn must copy what it keeps.
+//
+// Rows are read on a second goroutine, at the driver level, while fn runs on
+// this one: reading and encoding overlap, and dump outpaces sqlite3 -json.
 func (db *DB) Scan(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Record) error) error {
 	q, args := selectRecords(&f)
-	rows, err := db.db.QueryContext(ctx, q, args...)
+	conn, err := db.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("query records: %w", err)
 	}
-	defer rows.Close()
-	var (
-		r                                 vibekit.Record
-		mode, prompt, data, sandbox, repo sql.NullString
-		session, event, agent             sql.NullString
-		meta                              sql.RawBytes
-		ts                                sql.NullInt64
-	)
-	for rows.Next() {
-		if err := rows.Scan(&r.ID, &session, &event, &agent, &mode, &prompt, &data, &sandbox, &repo, &meta, &ts); err != nil {
-			return fmt.Errorf("read record: %w", err)
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		named := make([]driver.NamedValue, len(args))
+		for i, a := range args {
+			named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
 		}
-		r.SessionID, r.EventType, r.AgentType = session.String, vibekit.EventType(event.String), agent.String
-		r.Mode, r.Prompt, r.StreamData, r.SandboxID, r.RepoURL = mode.String, prompt.String, data.String, sandbox.String, repo.String
-		r.Metadata, r.Timestamp = json.RawMessage(meta), ts.Int64
-		if err := fn(&r); err != nil {
+		rows, err := dc.(driver.QueryerContext).QueryContext(ctx, q, named)
+		if err != nil {
+			return fmt.Errorf("query records: %w", err)
+		}
+		defer rows.Close()
+
+		chunks := make(chan []vibekit.Record, 2)
+		free := make(chan []vibekit.Record, 4)
+		stop := make(chan struct{})
+		readErr := make(chan error, 1)
+		go func() {
+			defer close(chunks)
+			dest := make([]driver.Value, 11)
+			for {
+				var chunk []vibekit.Record
+				select {
+				case chunk = <-free:
+				default:
+					chunk = make([]vibekit.Record, 0, scanChunk)
+				}
+				for len(chunk) < scanChunk {
+					err := rows.Next(dest)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						readErr <- fmt.Errorf("read records: %w", err)
+						return
+					}
+					chunk = append(chunk, recordFrom(dest))
+				}
+				if len(chunk) == 0 {
+					readErr <- nil
+					return
+				}
+				select {
+				case chunks <- chunk:
+				case <-stop:
+					readErr <- nil
+					return
+				}
+				if len(chunk) < scanChunk {
+					readErr <- nil
+					return
+				}
+			}
+		}()
+		var fnErr error
+		for chunk := range chunks {
+			for i := range chunk {
+				if fnErr = fn(&chunk[i]); fnErr != nil {
+					break
+				}
+			}
+			if fnErr != nil {
+				close(stop)
+				for range chunks { // let the reader finish before rows close
+				}
+				break
+			}
+			clear(chunk)
+			select {
+			case free <- chunk[:0]:
+			default:
+			}
+		}
+		if err := <-readErr; fnErr == nil {
 			return err
 		}
+		return fnErr
+	})
+}
+
+// recordFrom converts a row of recordColumns as the driver returns it.
+func recordFrom(v []driver.Value) vibekit.Record {
+	str := func(x driver.Value) string {
+		switch x := x.(type) {
+		case string:
+			return x
+		case []byte:
+			return string(x)
+		case int64:
+			return strconv.FormatInt(x, 10)
+		case float64:
+			return strconv.FormatFloat(x, 'g', -1, 64)
+		}
+		return ""
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read records: %w", err)
+	num := func(x driver.Value) int64 {
+		switch x := x.(type) {
+		case int64:
+			return x
+		case float64:
+			return int64(x)
+		case string:
+			n, _ := strconv.ParseInt(x, 10, 64)
+			return n
+		}
+		return 0
 	}
-	return nil
+	r := vibekit.Record{
+		ID: num(v[0]), SessionID: str(v[1]), EventType: vibekit.EventType(str(v[2])), AgentType: str(v[3]),
+		Mode: str(v[4]), Prompt: str(v[5]), StreamData: str(v[6]), SandboxID: str(v[7]), RepoURL: str(v[8]),
+		Timestamp: num(v[10]),
+	}
+	if m := str(v[9]); m != "" {
+		r.Metadata = json.RawMessage(m)
+	}
+	return r
 }
 
 // GetEvents returns the records f selects.

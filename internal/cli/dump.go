@@ -3,8 +3,12 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -78,34 +82,114 @@ Examples:
 // dump writes the records filter selects as NDJSON, or what prog makes of them.
 func dump(ctx context.Context, e *env, store *sqlite.DB, filter vibekit.Filter, prog *jq.Program) error {
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
-	var (
-		buf  []byte
-		each func(*vibekit.Record) error
-	)
+	var err error
 	if prog == nil {
-		each = func(r *vibekit.Record) error {
+		var buf []byte
+		err = store.Scan(ctx, filter, func(r *vibekit.Record) error {
 			buf = append(vibekit.AppendJSON(buf[:0], r), '\n')
 			_, err := w.Write(buf)
 			return err
-		}
+		})
 	} else {
-		runner := prog.NewRunner()
-		defer runner.Close()
-		each = func(r *vibekit.Record) error {
-			err := runner.Run(ctx, jq.RecordValue(r), func(v any) error {
-				buf = append(jq.AppendValue(buf[:0], v), '\n')
-				_, err := w.Write(buf)
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("record %d: %w", r.ID, err)
-			}
-			return nil
-		}
+		err = dumpJQ(ctx, store, filter, prog, w)
 	}
-	if err := store.Scan(ctx, filter, each); err != nil {
+	if err != nil {
 		w.Flush()
 		return errf("dump", err)
 	}
 	return w.Flush()
 }
+
+// jqChunk is how many records one jq worker takes at a time.
+const jqChunk = 256
+
+// jqJob is a chunk of records and, once a worker is done, their output.
+type jqJob struct {
+	recs []vibekit.Record
+	out  []byte
+	err  error
+	done chan struct{}
+}
+
+// dumpJQ runs prog over the records on two workers, since jq costs more than
+// reading: chunks are handed out in order and written in the same order.
+func dumpJQ(ctx context.Context, store *sqlite.DB, filter vibekit.Filter, prog *jq.Program, w io.Writer) error {
+	const workers = 2
+	jobs := make(chan *jqJob, workers)
+	inOrder := make(chan *jqJob, 2*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runner := prog.NewRunner()
+			defer runner.Close()
+			for j := range jobs {
+				for i := range j.recs {
+					r := &j.recs[i]
+					err := runner.Run(ctx, jq.RecordValue(r), func(v any) error {
+						j.out = append(jq.AppendValue(j.out, v), '\n')
+						return nil
+					})
+					if err != nil {
+						j.err = fmt.Errorf("record %d: %w", r.ID, err)
+						break
+					}
+				}
+				close(j.done)
+			}
+		}()
+	}
+	// The writer stops at the first failed chunk; failed tells the scan.
+	var failed atomic.Bool
+	writeErr := make(chan error, 1)
+	go func() {
+		var err error
+		for j := range inOrder {
+			<-j.done
+			if err == nil {
+				err = j.err
+			}
+			if err == nil {
+				_, err = w.Write(j.out)
+			}
+			if err != nil {
+				failed.Store(true)
+			}
+		}
+		writeErr <- err
+	}()
+	var chunk []vibekit.Record
+	send := func() {
+		j := &jqJob{recs: chunk, done: make(chan struct{})}
+		inOrder <- j
+		jobs <- j
+		chunk = nil
+	}
+	scanErr := store.Scan(ctx, filter, func(r *vibekit.Record) error {
+		if failed.Load() {
+			return errStopped
+		}
+		if chunk == nil {
+			chunk = make([]vibekit.Record, 0, jqChunk)
+		}
+		chunk = append(chunk, *r) // its strings are its own; the struct is reused
+		if len(chunk) == jqChunk {
+			send()
+		}
+		return nil
+	})
+	if len(chunk) > 0 && scanErr == nil {
+		send()
+	}
+	close(jobs)
+	close(inOrder)
+	wg.Wait()
+	if err := <-writeErr; err != nil {
+		return err
+	}
+	return scanErr
+}
+
+// errStopped ends a scan whose output already failed; that failure is reported.
+var errStopped = errors.New("stopped")
