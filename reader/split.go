@@ -22,6 +22,7 @@ type Line struct {
 	Data     []byte // the line, owned by the receiver; cut to the limit if Overlong
 	Length   int64  // the line's full length, before any cut
 	Overlong bool   // longer than the limit: Data holds its start only
+	Partial  bool   // cut off by a stop before its newline arrived
 }
 
 var bom = []byte("\xef\xbb\xbf")

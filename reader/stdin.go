@@ -16,7 +16,8 @@ var ErrOutputClosed = errors.New("output closed")
 
 // Stream reads lines from a stream that cannot be resumed: stdin, or a pipe.
 // Every byte read is first copied to Tee (when set), so the stream passes
-// through unchanged; an unfinished last line is a line of its own at the end.
+// through unchanged; an unfinished last line is a line of its own at the end,
+// marked Partial if a stop, not the end of input, cut it off.
 type Stream struct {
 	File    *os.File
 	Name    string // the source name rows record
@@ -51,6 +52,9 @@ func (s *Stream) Run(ctx context.Context, emit func(Line) error) error {
 			continue
 		}
 		if line, ok := sp.Partial(); ok {
+			// Bytes already taken from the input are kept; a line cut off by
+			// a stop (not the end of input) is marked as such.
+			line.Partial = !errors.Is(err, io.EOF)
 			if err := emit(line); err != nil {
 				return err
 			}

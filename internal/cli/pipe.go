@@ -300,7 +300,11 @@ func (p *pipe) handle(l *reader.Line, now time.Time) {
 		p.startSession(now)
 		p.textLines++
 		p.m.rows++
-		p.b.AddRecord(p.sessionRecord(vibekit.EventStream, vibekit.ValidUTF8(l.Data), now), l.Source, now)
+		rec := p.sessionRecord(vibekit.EventStream, vibekit.ValidUTF8(l.Data), now)
+		if l.Partial {
+			rec.Metadata = json.RawMessage(`{"partial":true}`)
+		}
+		p.b.AddRecord(rec, l.Source, now)
 	}
 }
 

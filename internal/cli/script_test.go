@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"bufio"
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -26,5 +30,50 @@ func TestScript(t *testing.T) {
 			env.Setenv("TZ", "UTC")
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"writefile": cmdWritefile,
+			"bigline":   cmdBigline,
+			"nested":    cmdNested,
+		},
 	})
+}
+
+// writefile FILE QUOTED writes a Go-quoted string (\x00, \xff, \r\n, ...)
+// to FILE: bytes a txtar file cannot hold cleanly.
+func cmdWritefile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: writefile FILE QUOTED")
+	}
+	// Double quotes stand for themselves; backslash escapes are Go's.
+	s, err := strconv.Unquote(`"` + strings.ReplaceAll(args[1], `"`, `\"`) + `"`)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(s), 0o644))
+}
+
+// bigline FILE N writes "before", a line of N bytes of 'x', and "after".
+func cmdBigline(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: bigline FILE N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	f, err := os.Create(ts.MkAbs(args[0]))
+	ts.Check(err)
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, "before")
+	w.WriteString(strings.Repeat("x", n))
+	fmt.Fprintln(w, "\nafter")
+	ts.Check(w.Flush())
+	ts.Check(f.Close())
+}
+
+// nested FILE DEPTH writes a record whose metadata nests DEPTH objects deep.
+func cmdNested(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: nested FILE DEPTH")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	line := `{"sessionId":"deep","eventType":"stream","metadata":` + strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n) + "}\n"
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(line), 0o644))
 }
