@@ -45,6 +45,9 @@ type Options struct {
 	EnableIndexes bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// BusyTimeout is how long a statement waits for another writer's lock
+	// before failing with SQLITE_BUSY; zero means BusyTimeout.
+	BusyTimeout time.Duration
 }
 
 // DB is an open telemetry database.
@@ -56,9 +59,9 @@ type DB struct {
 
 	insert     driver.Stmt // prepared on insertConn
 	insertConn *sqlite3.SQLiteConn
-	sourceIDs map[string]int64 // committed vk_sources ids by name
-	ckpt      *checkpointer
-	runID     int64            // this process's vk_runs row, once committed
+	sourceIDs  map[string]int64 // committed vk_sources ids by name
+	ckpt       *checkpointer
+	runID      int64 // this process's vk_runs row, once committed
 }
 
 // Open opens the database at path for writing, creating it (0600) and its
@@ -79,7 +82,11 @@ func Open(path string, opts Options) (*DB, error) {
 	f.Close()
 	// Checkpoints run in the background (see checkpointer); the writer's own
 	// automatic checkpoint is a backstop that bounds the WAL at 64 MiB.
-	writerDSN := dsn(path, "_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL")
+	busy := opts.BusyTimeout
+	if busy <= 0 {
+		busy = BusyTimeout
+	}
+	writerDSN := dsn(path, busy, "_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL")
 	sqldb := sql.OpenDB(connector(writerDSN, `PRAGMA wal_autocheckpoint = 16384; PRAGMA journal_size_limit = 67108864`))
 	// One connection: a process writes through one, and SQLite serialises
 	// writers anyway. It keeps per-connection pragmas in force.
@@ -114,7 +121,7 @@ type sqliteConnector struct {
 }
 
 func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c *sqliteConnector) Driver() driver.Driver                      { return c.drv }
+func (c *sqliteConnector) Driver() driver.Driver                        { return c.drv }
 
 // OpenReadOnly opens an existing database for reading. Nothing it does can
 // change the file (DESIGN invariant 5).
@@ -125,7 +132,7 @@ func OpenReadOnly(path string) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	sqldb := sql.OpenDB(connector(dsn(path, "mode=ro&_query_only=1"), ""))
+	sqldb := sql.OpenDB(connector(dsn(path, BusyTimeout, "mode=ro&_query_only=1"), ""))
 	db := &DB{Path: path, db: sqldb, readOnly: true, now: time.Now}
 	v, err := db.userVersion()
 	if err == nil && v > latestVersion() {
@@ -140,9 +147,9 @@ func OpenReadOnly(path string) (*DB, error) {
 
 // dsn builds a go-sqlite3 URI for path. SQLite URIs give '?', '#' and '%' a
 // meaning, so those are escaped in the path.
-func dsn(path, params string) string {
+func dsn(path string, busy time.Duration, params string) string {
 	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
-	return "file:" + r.Replace(path) + "?_busy_timeout=" + strconv.Itoa(int(BusyTimeout/time.Millisecond)) + "&" + params
+	return "file:" + r.Replace(path) + "?_busy_timeout=" + strconv.Itoa(int(busy/time.Millisecond)) + "&" + params
 }
 
 // Close closes the database. With WAL, the last connection to close

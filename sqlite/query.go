@@ -96,7 +96,7 @@ func selectRecords(f *vibekit.Filter) (string, []any) {
 			limit = -1
 		}
 		q += ` LIMIT ? OFFSET ?`
-		args = append(args, limit, f.Offset)
+		args = append(args, limit, int64(f.Offset))
 	}
 	return q, args
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -176,7 +177,8 @@ type pipe struct {
 	startTime time.Time
 	textLines int64
 
-	m pipeMetrics
+	m       pipeMetrics
+	retries atomic.Int64 // commits tried again (written by the writer goroutine)
 }
 
 // pipeMetrics are the guide's performance metrics, kept by the main loop.
@@ -390,6 +392,7 @@ func (p *pipe) writer(in <-chan *vibekit.Batch, out chan<- commitResult, stoppin
 			if !giveUp.IsZero() && time.Now().After(giveUp) {
 				break
 			}
+			p.retries.Add(1)
 			if msg := err.Error(); msg != lastMsg && !sqlite.IsBusy(err) {
 				fmt.Fprintf(p.stderr, "vibekit-pipe: %v (retrying)\n", err)
 				lastMsg = msg
@@ -410,8 +413,8 @@ func (p *pipe) printStats() {
 	}
 	fmt.Fprintf(p.stderr, "vibekit-pipe: lines read %d = rows %d + rejects %d + skipped %d; session rows %d\n",
 		m.lines, m.rows, m.rejects, m.skipped, m.generated)
-	fmt.Fprintf(p.stderr, "vibekit-pipe: events written %d, flushes %d, average flush %.2f ms, last flush %.2f ms, buffered events %d, active buffers %d\n",
-		m.written, m.flushes, ms(avg), ms(m.flushLast), p.b.Rows(), p.b.ActiveBuffers())
+	fmt.Fprintf(p.stderr, "vibekit-pipe: events written %d, flushes %d, average flush %.2f ms, last flush %.2f ms, buffered events %d, active buffers %d, commit retries %d\n",
+		m.written, m.flushes, ms(avg), ms(m.flushLast), p.b.Rows(), p.b.ActiveBuffers(), p.retries.Load())
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
