@@ -236,3 +236,51 @@ func TestPipe_SIGUSR1(t *testing.T) {
 		t.Fatalf("stored %q, want both lines", got)
 	}
 }
+
+// TestPipe_CommitsOnTime feeds a steady stream that never pauses and never
+// fills a batch: rows must still be committed within the interval of the
+// oldest, while the input is still open. A start record commits at once.
+func TestPipe_CommitsOnTime(t *testing.T) {
+	pipeBin, _ := programs(t)
+	db := filepath.Join(t.TempDir(), "t.db")
+	cmd := exec.Command(pipeBin, "--db", db, "--quiet", "--session", "s", "--stream-batch-size", "100000", "--stream-flush-interval-ms", "200")
+	in, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				fmt.Fprintf(in, "line %d\n", i)
+			}
+		}
+	}()
+	// The session's start row commits at once, with the first line; later
+	// lines can only be committed by the interval, since no batch fills.
+	waitFor(t, "the session to start", func() bool { return countRows(t, db, "") > 0 })
+	first := countRows(t, db, `WHERE eventType = 'stream'`)
+	waitFor(t, "stream rows committed by the interval while the input flows", func() bool {
+		return countRows(t, db, `WHERE eventType = 'stream'`) > first
+	})
+	close(stop)
+	<-fed
+
+	// A lifecycle row, with a long interval: it is committed at once, with
+	// the stream rows buffered before it.
+	fmt.Fprintln(in, `{"sessionId":"r","eventType":"start","agentType":"codex"}`)
+	waitFor(t, "the start record", func() bool {
+		return countRows(t, db, `WHERE sessionId = 'r'`) == 1
+	})
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
