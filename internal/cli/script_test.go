@@ -2,6 +2,7 @@ package cli
 
 import (
 	"os"
+	"regexp"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -26,5 +27,23 @@ func TestScript(t *testing.T) {
 			env.Setenv("TZ", "UTC")
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"replace": cmdReplace,
+		},
 	})
+}
+
+// cmdReplace is the script command "replace regexp replacement file": it
+// rewrites file in place, so that golden files can ignore what varies
+// between runs (database sizes, timings).
+func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: replace regexp replacement file")
+	}
+	re, err := regexp.Compile(args[0])
+	ts.Check(err)
+	file := ts.MkAbs(args[2])
+	data, err := os.ReadFile(file)
+	ts.Check(err)
+	ts.Check(os.WriteFile(file, re.ReplaceAll(data, []byte(args[1])), 0o666))
 }

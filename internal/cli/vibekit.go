@@ -5,21 +5,24 @@ import (
 	"flag"
 	"io"
 	"os"
+	"time"
 
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
-// env is what a command runs with: its streams and the clock.
+// env is what a command runs with: its streams, the environment and the clock.
 type env struct {
 	stdin  *os.File
 	stdout io.Writer
 	stderr io.Writer
+	getenv func(string) string
+	now    func() time.Time
 }
 
 // RunVibekit is the vibekit program: it returns the exit code.
 func RunVibekit(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, now: time.Now}
 	telemetry := &ffcli.Command{
 		Name:       "telemetry",
 		ShortUsage: "vibekit telemetry <command> [flags]",
