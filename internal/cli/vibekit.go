@@ -36,6 +36,9 @@ Examples:
 		FlagSet: flag.NewFlagSet("vibekit telemetry", flag.ContinueOnError),
 		Subcommands: []*ffcli.Command{
 			newDumpCommand(e),
+			newStatsCommand(e),
+			newSessionsCommand(e),
+			newSessionCommand(e),
 		},
 	}
 	telemetry.Exec = noCommand(telemetry)
