@@ -41,6 +41,7 @@ const (
 	kindPlain    colKind = iota
 	kindTime             // Unix ms, shown as local time
 	kindDuration         // ms, shown as 2m 34s
+	kindJSON             // text holding JSON (metadata): JSON output embeds it
 )
 
 type column struct {
@@ -113,6 +114,9 @@ func (j *jsonWriter) row(vals []any) error {
 		}
 		b = append(b, j.keys[i]...)
 		b = append(b, ':')
+		if s, ok := v.(string); ok && j.cols[i].kind == kindJSON && json.Valid([]byte(s)) {
+			v = json.RawMessage(s)
+		}
 		b = appendJSONValue(b, v)
 	}
 	b = append(b, '}')
@@ -335,8 +339,11 @@ func fitWidths(widths []int, total int) {
 		// This column and all wider ones get the share; the first few
 		// take the remainder's extra column each.
 		extra := room - share*left
+		if share < 4 {
+			share, extra = 4, 0
+		}
 		for j, wide := range order[k:] {
-			widths[wide] = max(share, 4)
+			widths[wide] = share
 			if j < extra {
 				widths[wide]++
 			}
@@ -358,8 +365,8 @@ func (t *tableWriter) line(cells []string, head bool) error {
 			b.WriteString(strings.Repeat(" ", t.widths[i]-displayWidth(s)+2))
 		}
 	}
-	b.WriteByte('\n')
-	_, err := t.w.WriteString(b.String())
+	// An empty last cell leaves the padding before it: drop it.
+	_, err := t.w.WriteString(strings.TrimRight(b.String(), " ") + "\n")
 	return err
 }
 

@@ -39,6 +39,11 @@ Examples:
 			newStatsCommand(e),
 			newSessionsCommand(e),
 			newSessionCommand(e),
+			newClearCommand(e),
+			newQueryCommand(e),
+			newImportCommand(e),
+			newExportUserDataCommand(e),
+			newDeleteUserDataCommand(e),
 		},
 	}
 	telemetry.Exec = noCommand(telemetry)
