@@ -27,12 +27,23 @@ func RunVibekit(ctx context.Context, args []string, stdin *os.File, stdout, stde
 		Name:       "telemetry",
 		ShortUsage: "vibekit telemetry <command> [flags]",
 		ShortHelp:  "read and maintain the local telemetry store",
-		LongHelp: `Commands read the SQLite database that vibekit-pipe writes (--db, default
-.vibekit/telemetry.db) and print NDJSON on stdout, one record per line.
+		LongHelp: `Commands read and maintain the SQLite database that vibekit-pipe writes
+(--db, default .vibekit/telemetry.db). Readers open it read-only. Data goes
+to stdout (NDJSON by default, keys as in the guide's schema), messages and
+errors to stderr. Exit codes: 0 success, 1 failure, 2 usage error, 3 a jq
+program that does not compile. Run a command with --help for its flags.
 
 Examples:
   vibekit telemetry dump --from yesterday --agent claude
-  vibekit telemetry dump --jq '{s: .sessionId, t: .eventType}'`,
+  vibekit telemetry dump --format table --fields sessionId,eventType,timestamp
+  vibekit telemetry stats
+  vibekit telemetry stats --performance
+  vibekit telemetry sessions --from "last week"
+  vibekit telemetry session my-session-id --events
+  vibekit telemetry query "SELECT agentType, COUNT(*) FROM telemetry GROUP BY agentType"
+  vibekit telemetry clear --older-than 30d --force
+  vibekit telemetry import --format csv --file telemetry.csv
+  vibekit telemetry export-user-data user-456 > user-456.ndjson`,
 		FlagSet: flag.NewFlagSet("vibekit telemetry", flag.ContinueOnError),
 		Subcommands: []*ffcli.Command{
 			newDumpCommand(e),
