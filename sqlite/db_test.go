@@ -12,17 +12,6 @@ import (
 	vibekit "github.com/vibekit/vibekit-pipe"
 )
 
-// MustOpen opens a fresh writable database in a temporary directory.
-func MustOpen(tb testing.TB) *DB {
-	tb.Helper()
-	db, err := Open(filepath.Join(tb.TempDir(), "t.db"), Options{EnableIndexes: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
-
 func TestOpen_PrivateFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	path := filepath.Join(dir, "t.db")

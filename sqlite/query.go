@@ -54,7 +54,9 @@ func where(f *vibekit.Filter) (string, []any) {
 		args = append(args, f.Contains, f.Contains)
 	}
 	for _, k := range slices.Sorted(maps.Keys(f.Metadata)) {
-		conds = append(conds, `CAST(json_extract(metadata, ?) AS TEXT) = ?`)
+		// json_valid first: a row whose metadata is not JSON (written by
+		// another tool) does not match, rather than failing the query.
+		conds = append(conds, `CASE WHEN json_valid(metadata) THEN CAST(json_extract(metadata, ?) AS TEXT) END = ?`)
 		args = append(args, jsonPath(k), f.Metadata[k])
 	}
 	if len(f.Sources) > 0 {

@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,29 +23,41 @@ func newDumpCommand(e *env) *ffcli.Command {
 		jqSrc     string
 		jqTimeout time.Duration
 		ff        filterFlags
+		out       recordFlags
 	)
 	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path`")
 	fs.StringVar(&jqSrc, "jq", "", "reshape each record with this jq `program` (run in-process)")
 	fs.DurationVar(&jqTimeout, "jq-timeout", jq.DefaultTimeout, "longest a jq program may run on one record")
 	ff.register(fs, true)
+	ff.registerSearch(fs)
+	out.register(fs)
 	addConfigFlag(fs)
 	return &ffcli.Command{
 		Name:       "dump",
 		ShortUsage: "vibekit telemetry dump [flags]",
-		ShortHelp:  "print stored records as NDJSON",
-		LongHelp: `Prints the records that match the filters as NDJSON, one object per line,
-oldest first, with the guide's field names: id, sessionId, eventType,
-agentType, mode, prompt, streamData, sandboxId, repoUrl, metadata (an object)
-and timestamp (Unix ms). Empty fields are null.
+		ShortHelp:  "print stored records (NDJSON, JSON, CSV or a table)",
+		LongHelp: `Prints the records that match the filters, oldest first, with the guide's
+field names: id, sessionId, eventType, agentType, mode, prompt, streamData,
+sandboxId, repoUrl, metadata (an object) and timestamp (Unix ms). Empty
+fields are null.
+
+--format ndjson (the default) prints one object per line; json one array;
+csv RFC 4180 with a header row; table aligned columns for people, with
+values cut to the terminal's width ($COLUMNS when not on a terminal).
 
 --jq runs a jq program on each record in-process and prints its outputs,
-one per line; a program that does not compile exits 3.
+one per line (or as one array with --format json); a program that does not
+compile exits 3.
 
 Examples:
   vibekit telemetry dump --from yesterday
   vibekit telemetry dump --from "2024-01-01" --to "2024-01-31"
   vibekit telemetry dump --session my-session-id --type stream
-  vibekit telemetry dump --agent claude --from "1 hour ago" --order desc --limit 100
+  vibekit telemetry dump --agent claude --agent codex --from "1 hour ago" --order desc --limit 100
+  vibekit telemetry dump --contains "rate limit" --metadata user.id=42
+  vibekit telemetry dump --format csv > telemetry.csv
+  vibekit telemetry dump --format table --fields sessionId,eventType,timestamp
+  vibekit telemetry dump --exclude streamData
   vibekit telemetry dump --jq '{s: .sessionId, t: .eventType}'
   vibekit telemetry dump --jq 'select(.eventType == "end") | .metadata.duration'`,
 		FlagSet: fs,
@@ -58,62 +68,137 @@ Examples:
 			if err := applySettings(fs, "db", "jq-timeout"); err != nil {
 				return err
 			}
-			filter, err := ff.filter(time.Now())
+			filter, err := ff.filter(e.now())
 			if err != nil {
 				return err
 			}
-			var prog *jq.Program
+			p, err := out.printer(e)
+			if err != nil {
+				return err
+			}
 			if jqSrc != "" {
-				if prog, err = jq.Compile(jqSrc); err != nil {
+				if out.fields != "" || out.exclude != "" {
+					return usageErrorf("--jq and --fields/--exclude do not go together: select fields in the jq program")
+				}
+				if p.format != "ndjson" && p.format != "json" {
+					return usageErrorf("--jq prints JSON values: --format must be ndjson or json, not %s", p.format)
+				}
+				if p.prog, err = jq.Compile(jqSrc); err != nil {
 					return err
 				}
-				prog.Timeout = jqTimeout
+				p.prog.Timeout = jqTimeout
 			}
 			store, err := sqlite.OpenReadOnly(db)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			return dump(ctx, e, store, filter, prog)
+			err = p.print(ctx, func(fn func(*vibekit.Record) error) error {
+				return store.Scan(ctx, filter, fn)
+			})
+			if err != nil {
+				return errf("dump", err)
+			}
+			return nil
 		},
 	}
 }
 
-// dump writes the records filter selects as NDJSON, or what prog makes of them.
-func dump(ctx context.Context, e *env, store *sqlite.DB, filter vibekit.Filter, prog *jq.Program) error {
-	w := bufio.NewWriterSize(e.stdout, 64<<10)
-	var err error
-	if prog == nil {
-		var buf []byte
-		err = store.Scan(ctx, filter, func(r *vibekit.Record) error {
-			buf = append(vibekit.AppendJSON(buf[:0], r), '\n')
-			_, err := w.Write(buf)
+// recordFlags choose how records are printed: --format, --fields, --exclude.
+type recordFlags struct {
+	format, fields, exclude string
+}
+
+func (o *recordFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.format, "format", "ndjson", "output `format`: ndjson, json, csv or table")
+	fs.StringVar(&o.fields, "fields", "", "print only these `fields`, in this order (comma-separated)")
+	fs.StringVar(&o.exclude, "exclude", "", "leave out these `fields` (comma-separated)")
+}
+
+func (o *recordFlags) printer(e *env) (*recordPrinter, error) {
+	if err := checkRowFormat(o.format); err != nil {
+		return nil, err
+	}
+	p := &recordPrinter{e: e, format: o.format}
+	if o.fields != "" || o.exclude != "" {
+		var err error
+		if p.fields, err = selectColumns(recordColumns, o.fields, o.exclude); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// recordPrinter prints records in a format, with a field selection or
+// through a jq program.
+type recordPrinter struct {
+	e      *env
+	format string
+	fields []int // indexes into recordColumns; nil for all
+	prog   *jq.Program
+}
+
+// print prints the records that scan yields.
+func (p *recordPrinter) print(ctx context.Context, scan func(func(*vibekit.Record) error) error) error {
+	var each func(*vibekit.Record) error
+	var buf []byte
+	w := newRowWriter(p.format, p.e.stdout, p.e.tableWidth(), p.e.color())
+	switch jw, isJSON := w.(*jsonWriter); {
+	case p.prog != nil:
+		if err := printJQ(ctx, scan, p.prog, jw); err != nil {
+			w.close()
 			return err
-		})
-	} else {
-		err = dumpJQ(ctx, store, filter, prog, w)
+		}
+		return w.close()
+	case isJSON && p.fields == nil:
+		// The fast path: every field, straight from the record.
+		each = func(r *vibekit.Record) error {
+			buf = vibekit.AppendJSON(buf[:0], r)
+			return jw.raw(buf)
+		}
+	default:
+		fields := p.fields
+		if fields == nil {
+			fields = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+		}
+		cols := make([]column, len(fields))
+		for i, f := range fields {
+			cols[i] = recordColumns[f]
+		}
+		if err := w.header(cols); err != nil {
+			return err
+		}
+		vals := make([]any, len(fields))
+		each = func(r *vibekit.Record) error {
+			for i, f := range fields {
+				vals[i] = recordValue(r, f)
+			}
+			return w.row(vals)
+		}
 	}
-	if err != nil {
-		w.Flush()
-		return errf("dump", err)
+	if err := scan(each); err != nil {
+		w.close()
+		return err
 	}
-	return w.Flush()
+	return w.close()
 }
 
 // jqChunk is how many records one jq worker takes at a time.
 const jqChunk = 256
 
-// jqJob is a chunk of records and, once a worker is done, their output.
+// jqJob is a chunk of records and, once a worker is done, their outputs:
+// out[ends[i-1]:ends[i]] is the i-th value.
 type jqJob struct {
 	recs []vibekit.Record
 	out  []byte
+	ends []int
 	err  error
 	done chan struct{}
 }
 
-// dumpJQ runs prog over the records on two workers, since jq costs more than
-// reading: chunks are handed out in order and written in the same order.
-func dumpJQ(ctx context.Context, store *sqlite.DB, filter vibekit.Filter, prog *jq.Program, w io.Writer) error {
+// printJQ runs prog over the records that scan yields on two workers, since
+// jq costs more than reading, and writes the outputs in record order.
+func printJQ(ctx context.Context, scan func(func(*vibekit.Record) error) error, prog *jq.Program, jw *jsonWriter) error {
 	const workers = 2
 	jobs := make(chan *jqJob, workers)
 	inOrder := make(chan *jqJob, 2*workers)
@@ -128,7 +213,8 @@ func dumpJQ(ctx context.Context, store *sqlite.DB, filter vibekit.Filter, prog *
 				for i := range j.recs {
 					r := &j.recs[i]
 					err := runner.Run(ctx, jq.RecordValue(r), func(v any) error {
-						j.out = append(jq.AppendValue(j.out, v), '\n')
+						j.out = jq.AppendValue(j.out, v)
+						j.ends = append(j.ends, len(j.out))
 						return nil
 					})
 					if err != nil {
@@ -147,11 +233,16 @@ func dumpJQ(ctx context.Context, store *sqlite.DB, filter vibekit.Filter, prog *
 		var err error
 		for j := range inOrder {
 			<-j.done
-			if err == nil {
-				err = j.err
+			start := 0
+			for _, end := range j.ends {
+				if err != nil {
+					break
+				}
+				err = jw.raw(j.out[start:end])
+				start = end
 			}
 			if err == nil {
-				_, err = w.Write(j.out)
+				err = j.err
 			}
 			if err != nil {
 				failed.Store(true)
@@ -166,7 +257,7 @@ func dumpJQ(ctx context.Context, store *sqlite.DB, filter vibekit.Filter, prog *
 		jobs <- j
 		chunk = nil
 	}
-	scanErr := store.Scan(ctx, filter, func(r *vibekit.Record) error {
+	scanErr := scan(func(r *vibekit.Record) error {
 		if failed.Load() {
 			return errStopped
 		}

@@ -24,12 +24,26 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
+// repeated is a flag that may repeat, each use one value (commas included).
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, " ") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
+
 // filterFlags are the record filters that dump and the other readers share.
 type filterFlags struct {
 	sessions, agents, types, modes stringList
 	from, to                       string
 	limit, offset                  int
 	order                          string
+	contains                       string
+	metadata                       repeated
+}
+
+// registerSearch adds --contains and --metadata.
+func (f *filterFlags) registerSearch(fs *flag.FlagSet) {
+	fs.StringVar(&f.contains, "contains", "", "only records whose prompt or streamData contains this `text` (case-sensitive)")
+	fs.Var(&f.metadata, "metadata", "only records whose metadata field `key=value` matches; dotted keys reach nested values (user.id=42); repeatable")
 }
 
 func (f *filterFlags) register(fs *flag.FlagSet, paging bool) {
@@ -48,7 +62,17 @@ func (f *filterFlags) register(fs *flag.FlagSet, paging bool) {
 
 // filter builds the query filter, checking every value.
 func (f *filterFlags) filter(now time.Time) (vibekit.Filter, error) {
-	out := vibekit.Filter{SessionIDs: f.sessions, AgentTypes: f.agents, Modes: f.modes, Limit: f.limit, Offset: f.offset}
+	out := vibekit.Filter{SessionIDs: f.sessions, AgentTypes: f.agents, Modes: f.modes, Limit: f.limit, Offset: f.offset, Contains: f.contains}
+	for _, kv := range f.metadata {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return out, usageErrorf("--metadata %q: want key=value", kv)
+		}
+		if out.Metadata == nil {
+			out.Metadata = map[string]string{}
+		}
+		out.Metadata[strings.TrimSpace(k)] = v
+	}
 	for _, t := range f.types {
 		et, err := vibekit.ParseEventType(t)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,6 +35,7 @@ func TestScript(t *testing.T) {
 			"writefile": cmdWritefile,
 			"bigline":   cmdBigline,
 			"nested":    cmdNested,
+			"replace":   cmdReplace,
 		},
 	})
 }
@@ -76,4 +78,19 @@ func cmdNested(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	line := `{"sessionId":"deep","eventType":"stream","metadata":` + strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n) + "}\n"
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(line), 0o644))
+}
+
+// cmdReplace is the script command "replace regexp replacement file": it
+// rewrites file in place, so that golden files can ignore what varies
+// between runs (database sizes, timings).
+func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: replace regexp replacement file")
+	}
+	re, err := regexp.Compile(args[0])
+	ts.Check(err)
+	file := ts.MkAbs(args[2])
+	data, err := os.ReadFile(file)
+	ts.Check(err)
+	ts.Check(os.WriteFile(file, re.ReplaceAll(data, []byte(args[1])), 0o666))
 }

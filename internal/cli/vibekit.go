@@ -5,34 +5,56 @@ import (
 	"flag"
 	"io"
 	"os"
+	"time"
 
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
-// env is what a command runs with: its streams and the clock.
+// env is what a command runs with: its streams, the environment and the clock.
 type env struct {
 	stdin  *os.File
 	stdout io.Writer
 	stderr io.Writer
+	getenv func(string) string
+	now    func() time.Time
 }
 
 // RunVibekit is the vibekit program: it returns the exit code.
 func RunVibekit(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, now: time.Now}
 	telemetry := &ffcli.Command{
 		Name:       "telemetry",
 		ShortUsage: "vibekit telemetry <command> [flags]",
 		ShortHelp:  "read and maintain the local telemetry store",
-		LongHelp: `Commands read the SQLite database that vibekit-pipe writes (--db, default
-.vibekit/telemetry.db) and print NDJSON on stdout, one record per line.
+		LongHelp: `Commands read and maintain the SQLite database that vibekit-pipe writes
+(--db, default .vibekit/telemetry.db). Readers open it read-only. Data goes
+to stdout (NDJSON by default, keys as in the guide's schema), messages and
+errors to stderr. Exit codes: 0 success, 1 failure, 2 usage error, 3 a jq
+program that does not compile. Run a command with --help for its flags.
 
 Examples:
   vibekit telemetry dump --from yesterday --agent claude
-  vibekit telemetry dump --jq '{s: .sessionId, t: .eventType}'`,
+  vibekit telemetry dump --format table --fields sessionId,eventType,timestamp
+  vibekit telemetry stats
+  vibekit telemetry stats --performance
+  vibekit telemetry sessions --from "last week"
+  vibekit telemetry session my-session-id --events
+  vibekit telemetry query "SELECT agentType, COUNT(*) FROM telemetry GROUP BY agentType"
+  vibekit telemetry clear --older-than 30d --force
+  vibekit telemetry import --format csv --file telemetry.csv
+  vibekit telemetry export-user-data user-456 > user-456.ndjson`,
 		FlagSet: flag.NewFlagSet("vibekit telemetry", flag.ContinueOnError),
 		Subcommands: []*ffcli.Command{
 			newDumpCommand(e),
+			newStatsCommand(e),
+			newSessionsCommand(e),
+			newSessionCommand(e),
+			newClearCommand(e),
+			newQueryCommand(e),
+			newImportCommand(e),
+			newExportUserDataCommand(e),
+			newDeleteUserDataCommand(e),
 			newRejectsCommand(e),
 		},
 	}

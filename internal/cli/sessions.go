@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"context"
+	"flag"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/sqlite"
+)
+
+// sessionColumns are the fields of a session summary, as NDJSON prints them.
+var sessionColumns = []column{
+	{"sessionId", kindPlain}, {"agentType", kindPlain}, {"mode", kindPlain}, {"startTime", kindTime},
+	{"endTime", kindTime}, {"duration", kindDuration}, {"eventCount", kindPlain}, {"errorCount", kindPlain},
+	{"status", kindPlain},
+}
+
+func sessionValues(s *vibekit.SessionSummary, vals []any) {
+	mode := any(nil)
+	if s.Mode != "" {
+		mode = s.Mode
+	}
+	vals[0], vals[1], vals[2], vals[3], vals[4] = s.SessionID, s.AgentType, mode, s.StartTime, s.EndTime
+	vals[5], vals[6], vals[7], vals[8] = s.Duration, s.EventCount, s.ErrorCount, s.Status
+}
+
+func newSessionsCommand(e *env) *ffcli.Command {
+	fs := flag.NewFlagSet("vibekit telemetry sessions", flag.ContinueOnError)
+	var (
+		db              string
+		sessions        stringList
+		agents, modes   stringList
+		from, to, order string
+		limit, offset   int
+		format          string
+		fields, exclude string
+	)
+	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path`")
+	fs.Var(&sessions, "session", "only this session `id` (repeatable)")
+	fs.Var(&agents, "agent", "only sessions of this agent `type` (repeatable)")
+	fs.Var(&modes, "mode", "only sessions of this `mode` (repeatable)")
+	fs.StringVar(&from, "from", "", "only sessions that started at this `time` or later (forms as in dump)")
+	fs.StringVar(&to, "to", "", "only sessions that started up to this `time`")
+	fs.IntVar(&limit, "limit", 0, "print at most `n` sessions (0: all)")
+	fs.IntVar(&offset, "offset", 0, "skip the first `n` sessions")
+	fs.StringVar(&order, "order", "asc", "`order` by start time: asc (oldest first) or desc")
+	fs.StringVar(&format, "format", "", "output `format`: ndjson, json, csv or table (default: table on a terminal, ndjson otherwise)")
+	fs.StringVar(&fields, "fields", "", "print only these `fields`, in this order (comma-separated)")
+	fs.StringVar(&exclude, "exclude", "", "leave out these `fields` (comma-separated)")
+	addConfigFlag(fs)
+	return &ffcli.Command{
+		Name:       "sessions",
+		ShortUsage: "vibekit telemetry sessions [flags]",
+		ShortHelp:  "list sessions: agent, mode, start, end, duration, events, errors, status",
+		LongHelp: `Prints one row per session: sessionId, agentType, mode, startTime and
+endTime (its first and last event, Unix ms), duration (ms), eventCount,
+errorCount and status. The status is the end event's metadata.status when it
+has one (success, interrupted, ...), "completed" for an end event without
+one, "error" for a session with an error event and no end, and "active"
+otherwise.
+
+On a terminal it prints a table; to a pipe or file NDJSON (--format chooses).
+
+Examples:
+  vibekit telemetry sessions
+  vibekit telemetry sessions --agent claude --from yesterday
+  vibekit telemetry sessions --order desc --limit 10 --format table
+  vibekit telemetry sessions --format csv > sessions.csv
+  vibekit telemetry sessions | jq 'select(.errorCount > 0) | .sessionId'`,
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("sessions: unexpected argument %q", args[0])
+			}
+			if err := applySettings(fs, "db"); err != nil {
+				return err
+			}
+			ff := filterFlags{sessions: sessions, agents: agents, modes: modes, from: from, to: to, limit: limit, offset: offset, order: order}
+			filter, err := ff.filter(e.now())
+			if err != nil {
+				return err
+			}
+			format = rowFormat(e, format)
+			if err := checkRowFormat(format); err != nil {
+				return err
+			}
+			cols, err := selectColumns(sessionColumns, fields, exclude)
+			if err != nil {
+				return err
+			}
+			store, err := sqlite.OpenReadOnly(db)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			list, err := store.Sessions(ctx, filter)
+			if err != nil {
+				return err
+			}
+			return printSessions(e, format, cols, list)
+		},
+	}
+}
+
+// rowFormat resolves the --format of a command that lists rows for people
+// and scripts alike: a table on a terminal, NDJSON to a pipe.
+func rowFormat(e *env, format string) string {
+	if format != "" {
+		return format
+	}
+	if isTerminal(e.stdout) {
+		return "table"
+	}
+	return "ndjson"
+}
+
+func printSessions(e *env, format string, fields []int, list []vibekit.SessionSummary) error {
+	w := newRowWriter(format, e.stdout, e.tableWidth(), e.color())
+	cols := make([]column, len(fields))
+	for i, f := range fields {
+		cols[i] = sessionColumns[f]
+	}
+	w.header(cols)
+	all := make([]any, len(sessionColumns))
+	vals := make([]any, len(fields))
+	for i := range list {
+		sessionValues(&list[i], all)
+		for j, f := range fields {
+			vals[j] = all[f]
+		}
+		if err := w.row(vals); err != nil {
+			w.close()
+			return err
+		}
+	}
+	return w.close()
+}

@@ -1,0 +1,232 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/sqlite"
+)
+
+func newStatsCommand(e *env) *ffcli.Command {
+	fs := flag.NewFlagSet("vibekit telemetry stats", flag.ContinueOnError)
+	var (
+		db          string
+		ff          filterFlags
+		performance bool
+		format      string
+		by, groupBy string
+	)
+	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path`")
+	ff.register(fs, false)
+	fs.BoolVar(&performance, "performance", false, "show ingest figures of the vibekit-pipe runs instead")
+	fs.StringVar(&format, "format", "", "`format`: text or json (default: text on a terminal, json otherwise)")
+	fs.StringVar(&by, "by", "", "add event counts over time, by `hour` or day (a bar chart in text)")
+	fs.StringVar(&groupBy, "group-by", "", "add event counts by this `column`: "+strings.Join(sqlite.GroupColumns, ", "))
+	addConfigFlag(fs)
+	return &ffcli.Command{
+		Name:       "stats",
+		ShortUsage: "vibekit telemetry stats [flags]",
+		ShortHelp:  "summarise the store: events, sessions, agents, size",
+		LongHelp: `Summarises the events that match the filters: total events, sessions,
+agents with their share of the events, the date range, the database size
+(its WAL included) and the average session duration (first to last event).
+
+On a terminal it prints text; to a pipe or file it prints one JSON object,
+so scripts get data (--format text or json chooses).
+
+--performance shows what the vibekit-pipe runs recorded as they wrote: lines
+read, events written, rejects, flushes, average and last flush time, and
+buffer efficiency (the share of commits that batching saved: 1 - flushes /
+events). --from and --to then select runs by when they wrote.
+
+Examples:
+  vibekit telemetry stats
+  vibekit telemetry stats --agent claude
+  vibekit telemetry stats --from "last week" --by day
+  vibekit telemetry stats --group-by mode --format json | jq .groups
+  vibekit telemetry stats --performance`,
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("stats: unexpected argument %q", args[0])
+			}
+			if err := applySettings(fs, "db"); err != nil {
+				return err
+			}
+			filter, err := ff.filter(e.now())
+			if err != nil {
+				return err
+			}
+			if format, err = summaryFormat(e, format); err != nil {
+				return err
+			}
+			if by != "" && by != "hour" && by != "day" {
+				return usageErrorf("--by %q: use hour or day", by)
+			}
+			if groupBy != "" && !slices.Contains(sqlite.GroupColumns, groupBy) {
+				return usageErrorf("--group-by %q: use one of %s", groupBy, strings.Join(sqlite.GroupColumns, ", "))
+			}
+			if performance && (by != "" || groupBy != "") {
+				return usageErrorf("--performance does not take --by or --group-by")
+			}
+			store, err := sqlite.OpenReadOnly(db)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			var v any
+			if performance {
+				v, err = store.IngestStats(ctx, filter.From, filter.To)
+			} else {
+				v, err = store.Stats(ctx, filter, sqlite.StatsOptions{GroupBy: groupBy, By: by})
+			}
+			if err != nil {
+				return err
+			}
+			w := bufio.NewWriter(e.stdout)
+			switch {
+			case format == "json":
+				writeJSONLine(w, v)
+			case performance:
+				writePerformanceText(w, v.(*vibekit.IngestStats))
+			default:
+				writeStatsText(w, v.(*vibekit.Stats), e.tableWidth())
+			}
+			return w.Flush()
+		},
+	}
+}
+
+// summaryFormat resolves the --format of a command that prints one summary:
+// text on a terminal and json to a pipe unless the flag says.
+func summaryFormat(e *env, format string) (string, error) {
+	switch format {
+	case "":
+		if isTerminal(e.stdout) {
+			return "text", nil
+		}
+		return "json", nil
+	case "text", "json":
+		return format, nil
+	case "ndjson":
+		return "json", nil // one object on one line is both
+	}
+	return "", usageErrorf("--format %q: use text or json", format)
+}
+
+func writeJSONLine(w io.Writer, v any) {
+	b, _ := json.Marshal(v) // summaries are plain structs: cannot fail
+	w.Write(append(b, '\n'))
+}
+
+// writeStatsText prints the guide's summary:
+//
+//	Total Events: 1,234
+//	Sessions: 56
+//	Agents: claude (80%), codex (15%), gemini (5%)
+//	Date Range: 2024-01-01 to 2024-01-31
+//	Database Size: 15.2 MB
+//	Average Session Duration: 2m 34s
+func writeStatsText(w io.Writer, s *vibekit.Stats, width int) {
+	fmt.Fprintf(w, "Total Events: %s\n", formatCount(s.TotalEvents))
+	fmt.Fprintf(w, "Sessions: %s\n", formatCount(s.Sessions))
+	fmt.Fprintf(w, "Agents: %s\n", formatShares(s.Agents))
+	if s.TotalEvents == 0 {
+		fmt.Fprintf(w, "Date Range: none\n")
+	} else {
+		fmt.Fprintf(w, "Date Range: %s to %s\n", time.UnixMilli(s.DateRange.From).Format("2006-01-02"), time.UnixMilli(s.DateRange.To).Format("2006-01-02"))
+	}
+	fmt.Fprintf(w, "Database Size: %s\n", formatBytes(s.DatabaseSize))
+	fmt.Fprintf(w, "Average Session Duration: %s\n", formatDuration(s.AverageSessionDuration))
+	fmt.Fprintf(w, "Errors: %s\n", formatCount(s.Errors))
+	var types []string
+	for _, t := range []vibekit.EventType{vibekit.EventStart, vibekit.EventStream, vibekit.EventEnd, vibekit.EventError} {
+		types = append(types, fmt.Sprintf("%s %s", t, formatCount(s.EventTypes[t])))
+	}
+	fmt.Fprintf(w, "Event Types: %s\n", strings.Join(types, ", "))
+	if s.GroupBy != "" {
+		fmt.Fprintf(w, "By %s: %s\n", s.GroupBy, formatShares(s.Groups))
+	}
+	if s.By != "" {
+		fmt.Fprintf(w, "\nEvents by %s:\n", s.By)
+		writeBars(w, s.Timeline, width)
+	}
+}
+
+// formatShares shows values with their share of the events: claude (80%).
+func formatShares(shares []vibekit.Share) string {
+	if len(shares) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(shares))
+	for i, sh := range shares {
+		v := sh.Value
+		if v == "" {
+			v = "(none)"
+		}
+		parts[i] = fmt.Sprintf("%s (%s)", v, formatPercent(sh.Share))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func formatPercent(f float64) string {
+	p := math.Round(f * 100)
+	if p == 0 && f > 0 {
+		return "<1%"
+	}
+	return fmt.Sprintf("%.0f%%", p)
+}
+
+// writeBars draws a bar per bucket, scaled so the largest fills the room
+// the terminal leaves (40 columns when unknown).
+func writeBars(w io.Writer, buckets []vibekit.Bucket, width int) {
+	labelW, countW := 0, 0
+	var most int64
+	for _, b := range buckets {
+		labelW = max(labelW, len(b.Label))
+		countW = max(countW, len(formatCount(b.Events)))
+		most = max(most, b.Events)
+	}
+	room := 40
+	if width > 0 {
+		room = max(10, min(60, width-labelW-countW-4))
+	}
+	for _, b := range buckets {
+		n := 0
+		if most > 0 {
+			n = int(math.Round(float64(b.Events) / float64(most) * float64(room)))
+			if n == 0 && b.Events > 0 {
+				n = 1
+			}
+		}
+		fmt.Fprintf(w, "%-*s  %s%s  %*s\n", labelW, b.Label, strings.Repeat("█", n), strings.Repeat(" ", room-n), countW, formatCount(b.Events))
+	}
+}
+
+func writePerformanceText(w io.Writer, s *vibekit.IngestStats) {
+	fmt.Fprintf(w, "Runs: %s\n", formatCount(s.Runs))
+	fmt.Fprintf(w, "Lines Read: %s\n", formatCount(s.LinesRead))
+	fmt.Fprintf(w, "Events Written: %s\n", formatCount(s.TotalEventsWritten))
+	fmt.Fprintf(w, "Rejects: %s\n", formatCount(s.Rejects))
+	fmt.Fprintf(w, "Skipped Lines: %s\n", formatCount(s.Skipped))
+	fmt.Fprintf(w, "Flushes: %s\n", formatCount(s.Flushes))
+	fmt.Fprintf(w, "Average Flush Time: %.2f ms\n", s.AverageFlushTime)
+	fmt.Fprintf(w, "Last Flush Time: %.2f ms\n", s.LastFlushTime)
+	fmt.Fprintf(w, "Buffer Efficiency: %.1f%% (%.1f events per flush)\n", s.BufferEfficiency*100, s.EventsPerFlush)
+	if s.EventsPerSecond > 0 {
+		fmt.Fprintf(w, "Ingest Rate: %s events/s, %.1f flushes/s\n", formatCount(int64(math.Round(s.EventsPerSecond))), s.FlushesPerSecond)
+	} else {
+		fmt.Fprintf(w, "Ingest Rate: n/a (no run wrote for long enough to measure)\n")
+	}
+}

@@ -1,0 +1,114 @@
+package vibekit
+
+// The summaries the store computes: the guide's SessionSummary, TelemetryStats
+// and AgentStats, and the ingest figures behind `stats --performance`. JSON
+// names follow the guide where it names a field (duration, eventCount,
+// status, totalEventsWritten, averageFlushTime); times are Unix ms and
+// durations ms, as the table stores them.
+
+// SessionSummary is one session: its rows grouped by sessionId.
+type SessionSummary struct {
+	SessionID  string `json:"sessionId"`
+	AgentType  string `json:"agentType"` // of the session's first row
+	Mode       string `json:"mode"`      // of the session's first row
+	StartTime  int64  `json:"startTime"` // the first row's timestamp
+	EndTime    int64  `json:"endTime"`   // the last row's timestamp
+	Duration   int64  `json:"duration"`  // EndTime - StartTime, in ms
+	EventCount int64  `json:"eventCount"`
+	ErrorCount int64  `json:"errorCount"` // rows of type error
+	Status     string `json:"status"`
+}
+
+// Session statuses that the store derives; an end row's metadata.status
+// (success, interrupted, ...) takes their place when it has one.
+const (
+	StatusActive    = "active"    // no end row yet, and no error
+	StatusError     = "error"     // an error row and no end row
+	StatusCompleted = "completed" // an end row without a status of its own
+)
+
+// SessionStatus derives a session's status from whether it has an end row,
+// that row's metadata.status, and its error count.
+func SessionStatus(hasEnd bool, endStatus string, errors int64) string {
+	switch {
+	case hasEnd && endStatus != "":
+		return endStatus
+	case hasEnd:
+		return StatusCompleted
+	case errors > 0:
+		return StatusError
+	}
+	return StatusActive
+}
+
+// Share is the part of the events that one value of a column holds.
+type Share struct {
+	Value    string  `json:"value"`
+	Events   int64   `json:"events"`
+	Sessions int64   `json:"sessions"`
+	Share    float64 `json:"share"` // Events / all events, 0..1
+}
+
+// TimeRange is the first and last timestamp of a set of rows (Unix ms);
+// both are 0 when there are no rows.
+type TimeRange struct {
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+}
+
+// Bucket is the number of events in one hour or day, starting at Start (Unix
+// ms, local time); Label is that start as text (2024-01-31 or 2024-01-31 10:00).
+type Bucket struct {
+	Start  int64  `json:"start"`
+	Label  string `json:"label"`
+	Events int64  `json:"events"`
+}
+
+// Stats is the guide's overall summary of the store.
+type Stats struct {
+	TotalEvents            int64               `json:"totalEvents"`
+	Sessions               int64               `json:"sessions"`
+	Errors                 int64               `json:"errors"`
+	EventTypes             map[EventType]int64 `json:"eventTypes"`
+	Agents                 []Share             `json:"agents"` // most events first
+	DateRange              TimeRange           `json:"dateRange"`
+	DatabaseSize           int64               `json:"databaseSize"`           // bytes, the WAL included
+	AverageSessionDuration int64               `json:"averageSessionDuration"` // ms
+	GroupBy                string              `json:"groupBy,omitempty"`
+	Groups                 []Share             `json:"groups,omitempty"`   // by GroupBy, most events first
+	By                     string              `json:"by,omitempty"`       // hour or day
+	Timeline               []Bucket            `json:"timeline,omitempty"` // by By, oldest first
+}
+
+// AgentStats summarises one agent type.
+type AgentStats struct {
+	AgentType              string `json:"agentType"`
+	Events                 int64  `json:"events"`
+	Sessions               int64  `json:"sessions"`
+	Errors                 int64  `json:"errors"`
+	AverageSessionDuration int64  `json:"averageSessionDuration"` // ms
+	FirstEvent             int64  `json:"firstEvent"`
+	LastEvent              int64  `json:"lastEvent"`
+}
+
+// IngestStats are the ingest figures of the pipe runs (and other commits)
+// that wrote the store, summed over runs.
+type IngestStats struct {
+	Runs               int64   `json:"runs"`
+	LinesRead          int64   `json:"linesRead"`
+	BytesRead          int64   `json:"bytesRead"`
+	TotalEventsWritten int64   `json:"totalEventsWritten"`
+	Rejects            int64   `json:"rejects"`
+	Skipped            int64   `json:"skipped"`
+	Flushes            int64   `json:"flushes"`
+	AverageFlushTime   float64 `json:"averageFlushTime"` // ms per flush
+	LastFlushTime      float64 `json:"lastFlushTime"`    // ms, of the latest flush
+	EventsPerFlush     float64 `json:"eventsPerFlush"`
+	// BufferEfficiency is the share of transactions that batching saved
+	// against one commit per event: 1 - flushes/events.
+	BufferEfficiency float64 `json:"bufferEfficiency"`
+	EventsPerSecond  float64 `json:"eventsPerSecond"`  // over the runs' active time
+	FlushesPerSecond float64 `json:"flushesPerSecond"` // over the runs' active time
+	FirstRun         int64   `json:"firstRun"`         // when the first run started, Unix ms
+	LastUpdate       int64   `json:"lastUpdate"`       // the latest commit of any run, Unix ms
+}
