@@ -63,6 +63,7 @@ type Archive struct {
 	From, To time.Time // the oldest and newest row, from the name
 	Seq      int64     // the seal id
 	Size     int64     // bytes on disk
+	Err      error     // why the entry cannot be read (a symlink, ...); nil if it can be tried
 }
 
 // ParseName reads an archive name. It accepts a plain file name only: no
@@ -96,51 +97,45 @@ func (e *BadArchiveError) Error() string { return fmt.Sprintf("archive %s: %v", 
 func (e *BadArchiveError) Unwrap() error { return e.Err }
 
 // List returns the archives of the database at dbPath in time order. Files
-// that are not archives of this database are ignored; entries with an
-// archive's name that are not regular files (a symlink, a directory) are
-// returned as errors, one per entry, and left out.
-func List(dbPath string) ([]Archive, []error) {
+// whose names are not archive names of this database are left out. An entry
+// with an archive's name that is not a regular file (a symlink, a
+// directory) is listed with Err set, so that callers can report it or, if a
+// time filter excludes it, pass it by; nothing follows it.
+func List(dbPath string) ([]Archive, error) {
 	dir := Dir(dbPath)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, []error{fmt.Errorf("list archives: %w", err)}
+		return nil, fmt.Errorf("list archives: %w", err)
 	}
-	prefix := base(dbPath) + "-"
-	var (
-		out  []Archive
-		errs []error
-	)
+	var out []Archive
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), prefix) {
+		m := nameRE.FindStringSubmatch(e.Name())
+		if m == nil || m[1] != base(dbPath) {
 			continue
 		}
 		a, err := ParseName(e.Name())
 		if err != nil {
 			continue
 		}
-		if m := nameRE.FindStringSubmatch(e.Name()); m[1] != base(dbPath) {
-			continue // another database's, whose name starts like ours
-		}
 		a.Path = filepath.Join(dir, a.Name)
 		fi, err := os.Lstat(a.Path)
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) { // deleted meanwhile: not an error
-				errs = append(errs, &BadArchiveError{a.Path, err})
-			}
-			continue
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // deleted meanwhile
+		case err != nil:
+			a.Err = &BadArchiveError{a.Path, err}
+		case !fi.Mode().IsRegular():
+			a.Err = &BadArchiveError{a.Path, fmt.Errorf("not a regular file (%s); refusing to follow it", describeMode(fi.Mode()))}
+		default:
+			a.Size = fi.Size()
 		}
-		if !fi.Mode().IsRegular() {
-			errs = append(errs, &BadArchiveError{a.Path, fmt.Errorf("not a regular file (%s); refusing to follow it", describeMode(fi.Mode()))})
-			continue
-		}
-		a.Size = fi.Size()
 		out = append(out, a)
 	}
 	sortArchives(out)
-	return out, errs
+	return out, nil
 }
 
 func describeMode(m fs.FileMode) string {
@@ -286,4 +281,16 @@ func openArchive(path string) (*os.File, error) {
 		return nil, &BadArchiveError{path, err}
 	}
 	return f, nil
+}
+
+// Meta reads the archive's metadata.
+func (a *Archive) Meta() (Meta, error) {
+	if a.Err != nil {
+		return Meta{}, a.Err
+	}
+	m, err := ReadMeta(a.Path)
+	if errors.Is(err, errNoMeta) {
+		return m, &BadArchiveError{a.Path, errors.New("no metadata frame: not written by vibekit-pipe")}
+	}
+	return m, err
 }

@@ -34,11 +34,14 @@ func (s *Sealer) Prune(ctx context.Context, before, now time.Time) (sqlite.Prune
 }
 
 func (s *Sealer) pruneArchives(before time.Time, res *sqlite.PruneResult) error {
-	as, _ := List(s.DB.Path) // bad entries are not ours to delete
+	as, err := List(s.DB.Path)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, a := range as {
-		if !a.To.Before(before) {
-			continue
+		if a.Err != nil || !a.To.Before(before) {
+			continue // a symlink or the like is not ours to delete
 		}
 		m, _ := ReadMeta(a.Path)
 		if err := os.Remove(a.Path); err != nil {

@@ -85,9 +85,9 @@ func rowsOf(tb testing.TB, path string) (rows []int, ids []int64) {
 // live database, archives first in name order.
 func allRows(tb testing.TB, dbPath string) (archived, live []int) {
 	tb.Helper()
-	as, errs := List(dbPath)
-	if len(errs) > 0 {
-		tb.Fatal(errs)
+	as, err := List(dbPath)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	tmp := tb.TempDir()
 	for _, a := range as {

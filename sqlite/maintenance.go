@@ -183,3 +183,20 @@ func (db *DB) Pruned(ctx context.Context) (PruneTotals, error) {
 	}
 	return t, nil
 }
+
+// OpenExisting opens an existing database for writing, for maintenance
+// (vacuum, reindex): unlike Open it does not create the file, and it leaves
+// the query indexes as they are.
+func OpenExisting(path string) (*DB, error) {
+	ro, err := OpenReadOnly(path)
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	err = ro.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?`, indexes[0].name).Scan(&n)
+	ro.Close()
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return Open(path, Options{EnableIndexes: n > 0})
+}

@@ -17,7 +17,8 @@ import (
 type View struct {
 	db    *DB
 	conn  *sql.Conn
-	MaxID int64 // the largest telemetry id in the view; 0 if none
+	MaxID        int64 // the largest telemetry id in the view; 0 if none
+	MinTs, MaxTs int64 // the oldest and newest row's timestamp; 0 if none
 }
 
 // View opens a read transaction and pins its snapshot.
@@ -32,7 +33,10 @@ func (db *DB) View(ctx context.Context) (*View, error) {
 		return nil, fmt.Errorf("read %s: %w", db.Path, err)
 	}
 	// The first read of a transaction fixes its snapshot.
-	if err := conn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM telemetry`).Scan(&v.MaxID); err != nil {
+	// min and max, each alone, use idx_timestamp: no scan of the table.
+	err = conn.QueryRowContext(ctx, `SELECT coalesce(max(id), 0), coalesce((SELECT min(timestamp) FROM telemetry), 0),
+		coalesce((SELECT max(timestamp) FROM telemetry), 0) FROM telemetry`).Scan(&v.MaxID, &v.MinTs, &v.MaxTs)
+	if err != nil {
 		v.Close()
 		return nil, fmt.Errorf("read %s: %w", db.Path, err)
 	}

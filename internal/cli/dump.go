@@ -25,11 +25,13 @@ func newDumpCommand(e *env) *ffcli.Command {
 		jqSrc     string
 		jqTimeout time.Duration
 		ff        filterFlags
+		ar        archiveFlags
 	)
 	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path`")
 	fs.StringVar(&jqSrc, "jq", "", "reshape each record with this jq `program` (run in-process)")
 	fs.DurationVar(&jqTimeout, "jq-timeout", jq.DefaultTimeout, "longest a jq program may run on one record")
 	ff.register(fs, true)
+	ar.register(fs)
 	addConfigFlag(fs)
 	return &ffcli.Command{
 		Name:       "dump",
@@ -43,19 +45,23 @@ and timestamp (Unix ms). Empty fields are null.
 --jq runs a jq program on each record in-process and prints its outputs,
 one per line; a program that does not compile exits 3.
 
+--archives reads the sealed archives beside the database too, as one data
+set in time order; archives outside --from/--to are not opened.
+
 Examples:
   vibekit telemetry dump --from yesterday
   vibekit telemetry dump --from "2024-01-01" --to "2024-01-31"
   vibekit telemetry dump --session my-session-id --type stream
   vibekit telemetry dump --agent claude --from "1 hour ago" --order desc --limit 100
   vibekit telemetry dump --jq '{s: .sessionId, t: .eventType}'
-  vibekit telemetry dump --jq 'select(.eventType == "end") | .metadata.duration'`,
+  vibekit telemetry dump --jq 'select(.eventType == "end") | .metadata.duration'
+  vibekit telemetry dump --archives --from "last week" --session s1`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usageErrorf("dump: unexpected argument %q", args[0])
 			}
-			if err := applySettings(fs, "db", "jq-timeout"); err != nil {
+			if err := applySettings(fs, "db", "jq-timeout", "max-archive-mb"); err != nil {
 				return err
 			}
 			filter, err := ff.filter(time.Now())
@@ -69,29 +75,32 @@ Examples:
 				}
 				prog.Timeout = jqTimeout
 			}
+			if ar.archives {
+				return dump(ctx, e, ar.scanner(db), filter, prog)
+			}
 			store, err := sqlite.OpenReadOnly(db)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			return dump(ctx, e, store, filter, prog)
+			return dump(ctx, e, store.Scan, filter, prog)
 		},
 	}
 }
 
 // dump writes the records filter selects as NDJSON, or what prog makes of them.
-func dump(ctx context.Context, e *env, store *sqlite.DB, filter vibekit.Filter, prog *jq.Program) error {
+func dump(ctx context.Context, e *env, scan scanFunc, filter vibekit.Filter, prog *jq.Program) error {
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	var err error
 	if prog == nil {
 		var buf []byte
-		err = store.Scan(ctx, filter, func(r *vibekit.Record) error {
+		err = scan(ctx, filter, func(r *vibekit.Record) error {
 			buf = append(vibekit.AppendJSON(buf[:0], r), '\n')
 			_, err := w.Write(buf)
 			return err
 		})
 	} else {
-		err = dumpJQ(ctx, store, filter, prog, w)
+		err = dumpJQ(ctx, scan, filter, prog, w)
 	}
 	if err != nil {
 		w.Flush()
@@ -113,7 +122,7 @@ type jqJob struct {
 
 // dumpJQ runs prog over the records on two workers, since jq costs more than
 // reading: chunks are handed out in order and written in the same order.
-func dumpJQ(ctx context.Context, store *sqlite.DB, filter vibekit.Filter, prog *jq.Program, w io.Writer) error {
+func dumpJQ(ctx context.Context, scan scanFunc, filter vibekit.Filter, prog *jq.Program, w io.Writer) error {
 	const workers = 2
 	jobs := make(chan *jqJob, workers)
 	inOrder := make(chan *jqJob, 2*workers)
@@ -166,7 +175,7 @@ func dumpJQ(ctx context.Context, store *sqlite.DB, filter vibekit.Filter, prog *
 		jobs <- j
 		chunk = nil
 	}
-	scanErr := store.Scan(ctx, filter, func(r *vibekit.Record) error {
+	scanErr := scan(ctx, filter, func(r *vibekit.Record) error {
 		if failed.Load() {
 			return errStopped
 		}

@@ -29,11 +29,18 @@ func RunVibekit(ctx context.Context, args []string, stdin *os.File, stdout, stde
 
 Examples:
   vibekit telemetry dump --from yesterday --agent claude
-  vibekit telemetry dump --jq '{s: .sessionId, t: .eventType}'`,
+  vibekit telemetry dump --jq '{s: .sessionId, t: .eventType}'
+  vibekit telemetry dump --archives --from "last week"
+  vibekit telemetry archives
+  vibekit telemetry check --archives`,
 		FlagSet: flag.NewFlagSet("vibekit telemetry", flag.ContinueOnError),
 		Subcommands: []*ffcli.Command{
 			newDumpCommand(e),
 			newRejectsCommand(e),
+			newArchivesCommand(e),
+			newVacuumCommand(e),
+			newReindexCommand(e),
+			newCheckCommand(e),
 		},
 	}
 	telemetry.Exec = noCommand(telemetry)
