@@ -15,8 +15,8 @@ import (
 // switches in between shows its rows twice (which the reader drops by id)
 // rather than not at all.
 type View struct {
-	db    *DB
-	conn  *sql.Conn
+	db           *DB
+	conn         *sql.Conn
 	MaxID        int64 // the largest telemetry id in the view; 0 if none
 	MinTs, MaxTs int64 // the oldest and newest row's timestamp; 0 if none
 }
