@@ -194,3 +194,14 @@ func TestSeal_BelowLimit(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNothingToSeal", err)
 	}
 }
+
+// MustOpenPath opens the database at path for writing.
+func MustOpenPath(tb testing.TB, path string) *sqlite.DB {
+	tb.Helper()
+	db, err := sqlite.Open(path, sqlite.Options{EnableIndexes: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
