@@ -162,7 +162,7 @@ func (r *Rotator) seal() {
 		r.stats.MaxSwitch = max(r.stats.MaxSwitch, res.Switch)
 	case errors.Is(err, ErrLocked), errors.Is(err, ErrNothingToSeal):
 		// Another process is sealing, or has: look again in a moment.
-		r.retryAt = r.o.Now().Add(time.Second)
+		r.retryAt = r.o.Now().Add(100 * time.Millisecond)
 	default:
 		r.retryAt = r.o.Now().Add(10 * time.Second)
 		r.mu.Unlock()
