@@ -206,4 +206,3 @@ func TestPipe_TwoWritersSealOnce(t *testing.T) {
 	}
 	mustCheckArchives(t, vk, db)
 }
-
