@@ -31,9 +31,10 @@ func TestScript(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"writefile": cmdWritefile,
-			"bigline":   cmdBigline,
-			"nested":    cmdNested,
+			"writefile":  cmdWritefile,
+			"bigline":    cmdBigline,
+			"nested":     cmdNested,
+			"genrecords": cmdGenrecords,
 		},
 	})
 }
