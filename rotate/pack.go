@@ -97,6 +97,12 @@ func pack(ctx context.Context, src, dst string, m Meta, level zstd.EncoderLevel,
 	return n, nil
 }
 
+// Compress writes the database file src as an archive dst, as a seal does,
+// with workers goroutines: for benchmarks beside the zstd tool.
+func Compress(ctx context.Context, src, dst string, workers int) (int64, error) {
+	return pack(ctx, src, dst, Meta{}, zstd.SpeedDefault, workers)
+}
+
 // compressFrames reads r in frameSize pieces, compresses each into a frame
 // on one of workers goroutines, and writes the frames to w in order.
 func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.EncoderLevel, workers int) error {

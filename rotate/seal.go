@@ -133,6 +133,10 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	if err := sqlite.Snapshot(ctx, s.DB.Path, snap); err != nil {
 		return res, err
 	}
+	if _, err := zeroFreePages(snap); err != nil {
+		return res, fmt.Errorf("snapshot: clear free pages: %w", err)
+	}
+	// Checked after the free pages are cleared: the archive is this file.
 	c, err := checkSnapshot(ctx, snap)
 	if err != nil {
 		return res, err
