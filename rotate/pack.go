@@ -106,6 +106,33 @@ func Compress(ctx context.Context, src, dst string, workers int) (int64, error) 
 // compressFrames reads r in frameSize pieces, compresses each into a frame
 // on one of workers goroutines, and writes the frames to w in order.
 func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.EncoderLevel, workers int) error {
+	if workers == 1 {
+		// On this goroutine: no hand-over between goroutines.
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return err
+		}
+		in := make([]byte, frameSize)
+		var out []byte
+		for {
+			n, err := io.ReadFull(r, in)
+			if n > 0 {
+				out = enc.EncodeAll(in[:n], out[:0])
+				if _, werr := w.Write(out); werr != nil {
+					return werr
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
 	type job struct {
 		in, out []byte
 		done    chan struct{}

@@ -38,6 +38,8 @@ type Rotator struct {
 	busy   atomic.Bool
 	wg     sync.WaitGroup
 	stop   chan struct{}
+	ctx    context.Context // the seals' context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	retryAt time.Time // no seal before then, after a failed or skipped one
@@ -60,10 +62,13 @@ func New(db *sqlite.DB, o Options) *Rotator {
 	if o.PruneEvery <= 0 {
 		o.PruneEvery = DefaultPruneEvery
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Rotator{
 		o:      o,
 		sealer: &Sealer{DB: db, Limits: o.Limits, Concurrency: o.Workers, Hook: o.Hook},
 		stop:   make(chan struct{}),
+		ctx:    ctx,
+		cancel: cancel,
 	}
 }
 
@@ -152,7 +157,7 @@ func (r *Rotator) AfterCommit() {
 }
 
 func (r *Rotator) seal() {
-	res, err := r.sealer.Seal(context.Background(), r.o.MaxBytes)
+	res, err := r.sealer.Seal(r.ctx, r.o.MaxBytes)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
@@ -178,9 +183,12 @@ func (r *Rotator) Stats() Stats {
 	return r.stats
 }
 
-// Close stops retention and waits for a running seal to finish: a seal
-// that a stop interrupted would be finished at the next start anyway, but
-// finishing it now leaves the files tidy.
+// Close stops retention and waits for a running seal to finish. Ingest
+// does not wait for compression while it runs; at the end the seal is
+// finished rather than rolled back, so that a database written by short
+// runs (one agent session each) is rotated too. A hard stop (a second
+// signal, a kill) interrupts it safely: the next start finishes or rolls
+// it back.
 func (r *Rotator) Close() {
 	select {
 	case <-r.stop:
@@ -188,4 +196,5 @@ func (r *Rotator) Close() {
 		close(r.stop)
 	}
 	r.wg.Wait()
+	r.cancel()
 }

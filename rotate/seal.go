@@ -104,7 +104,9 @@ func (s *Sealer) lock() (func(), error) {
 // verifies the archive, and then deletes the rows the archive holds, in one
 // transaction. Rows committed meanwhile stay live. Writers wait only for
 // that last transaction. It returns ErrLocked if another process is
-// sealing, and ErrNothingToSeal if there is nothing to do.
+// sealing, and ErrNothingToSeal if there is nothing to do. If ctx ends
+// before the archive is verified, the seal is rolled back (every row stays
+// live); after, it is finished.
 func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	var res Result
 	unlock, err := s.lock()
@@ -130,20 +132,9 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	began := time.Now()
 	snap := filepath.Join(s.dir(), ".snapshot-"+randomHex()+".db.tmp")
 	defer os.Remove(snap)
-	if err := sqlite.Snapshot(ctx, s.DB.Path, snap); err != nil {
-		return res, err
-	}
-	if _, err := zeroFreePages(snap); err != nil {
-		return res, fmt.Errorf("snapshot: clear free pages: %w", err)
-	}
-	// Checked after the free pages are cleared: the archive is this file.
-	c, err := checkSnapshot(ctx, snap)
+	c, size, err := snapshot(ctx, s.DB.Path, snap)
 	if err != nil {
 		return res, err
-	}
-	fi, err := os.Stat(snap)
-	if err != nil {
-		return res, fmt.Errorf("snapshot: %w", err)
 	}
 	res.Snapshot = time.Since(began)
 	s.hook(StepSnapshot)
@@ -156,7 +147,10 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 		minTs = time.Now().UnixMilli()
 		maxTs = minTs
 	}
-	seal, err := s.DB.BeginSeal(ctx, c, fi.Size(), func(id int64) string { return Name(s.DB.Path, minTs, maxTs, id) })
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	seal, err := s.DB.BeginSeal(ctx, c, size, func(id int64) string { return Name(s.DB.Path, minTs, maxTs, id) })
 	if err != nil {
 		if errors.Is(err, sqlite.ErrNothingToSeal) {
 			return res, ErrNothingToSeal
@@ -187,7 +181,7 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	if level == 0 {
 		level = zstd.SpeedDefault
 	}
-	size, err := pack(ctx, snap, tmp, meta, level, s.Concurrency)
+	size, err = pack(ctx, snap, tmp, meta, level, s.Concurrency)
 	if err != nil {
 		return rollback(err)
 	}
@@ -209,8 +203,9 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	res.Verify = time.Since(began)
 	s.hook(StepVerified)
 
+	// Verified: the switch goes through even if ctx ends now.
 	began = time.Now()
-	if err := s.switchTo(ctx, seal.ID); err != nil {
+	if err := s.switchTo(context.WithoutCancel(ctx), seal.ID); err != nil {
 		// The archive is complete and verified: the next start finishes it.
 		return res, err
 	}
@@ -218,6 +213,27 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	res.Seal.State = sqlite.SealDone
 	s.hook(StepSwitched)
 	return res, nil
+}
+
+// snapshot copies the database at src to snap, clears its free pages and
+// checks it; it returns what it holds and its size.
+func snapshot(ctx context.Context, src, snap string) (sqlite.Contents, int64, error) {
+	if err := sqlite.Snapshot(ctx, src, snap); err != nil {
+		return sqlite.Contents{}, 0, err
+	}
+	if _, err := zeroFreePages(snap); err != nil {
+		return sqlite.Contents{}, 0, fmt.Errorf("snapshot: clear free pages: %w", err)
+	}
+	// Checked after the free pages are cleared: the archive is this file.
+	c, err := checkSnapshot(ctx, snap)
+	if err != nil {
+		return c, 0, err
+	}
+	fi, err := os.Stat(snap)
+	if err != nil {
+		return c, 0, fmt.Errorf("snapshot: %w", err)
+	}
+	return c, fi.Size(), nil
 }
 
 // switchTo runs the switch, trying again while another writer holds the lock.
