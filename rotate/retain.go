@@ -21,6 +21,9 @@ func (s *Sealer) Prune(ctx context.Context, before, now time.Time) (sqlite.Prune
 	if err != nil {
 		return res, err
 	}
+	if _, serr := os.Stat(s.dir()); serr != nil {
+		return res, errors.Join(err, s.DB.RecordPrune(ctx, res)) // no archives
+	}
 	unlock, lerr := s.lock()
 	switch {
 	case errors.Is(lerr, ErrLocked):

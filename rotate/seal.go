@@ -325,6 +325,19 @@ func Verify(ctx context.Context, path, tmpDir string, lim Limits) (sqlite.Conten
 // removes the temp files it left. It does nothing while another process
 // holds the seal lock (that process is alive, and sealing).
 func (s *Sealer) Recover(ctx context.Context) error {
+	if _, err := os.Stat(s.dir()); errors.Is(err, fs.ErrNotExist) {
+		// Never sealed here: nothing to finish, and no archives/ to create.
+		seals, err := s.DB.Seals(ctx)
+		if err != nil {
+			return err
+		}
+		for _, seal := range seals {
+			if seal.State == sqlite.SealPending {
+				return s.DB.AbortSeal(ctx, seal.ID) // its archive is gone with the directory
+			}
+		}
+		return nil
+	}
 	unlock, err := s.lock()
 	if errors.Is(err, ErrLocked) {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/mattn/go-sqlite3"
 
@@ -204,4 +205,18 @@ func MustOpenPath(tb testing.TB, path string) *sqlite.DB {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db
+}
+
+// TestRecover_NeverSealed: opening a database that was never sealed does
+// not create archives/.
+func TestRecover_NeverSealed(t *testing.T) {
+	db := MustOpen(t)
+	r := New(db, Options{MaxBytes: 100 << 20, PruneAge: 24 * time.Hour})
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := os.Stat(Dir(db.Path)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("archives/ was created: %v", err)
+	}
 }
