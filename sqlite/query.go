@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
@@ -112,12 +113,17 @@ const scanChunk = 256
 // Rows are read on a second goroutine, at the driver level, while fn runs on
 // this one: reading and encoding overlap, and dump outpaces sqlite3 -json.
 func (db *DB) Scan(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Record) error) error {
-	q, args := selectRecords(&f)
 	conn, err := db.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("query records: %w", err)
 	}
 	defer conn.Close()
+	return scanOn(ctx, conn, f, fn)
+}
+
+// scanOn is Scan on one connection (in its transaction, if one is open).
+func scanOn(ctx context.Context, conn *sql.Conn, f vibekit.Filter, fn func(*vibekit.Record) error) error {
+	q, args := selectRecords(&f)
 	return conn.Raw(func(dc any) error {
 		named := make([]driver.NamedValue, len(args))
 		for i, a := range args {

@@ -21,6 +21,7 @@ var settingNames = map[string]bool{
 	"max-line-bytes": true, "session": true, "agent": true, "mode": true, "prompt": true,
 	"sandbox-id": true, "repo-url": true, "quiet": true, "stats": true, "jq-timeout": true,
 	"timeout": true, "user-key": true,
+	"max-size-mb": true, "prune-days": true, "max-archive-mb": true,
 }
 
 // ffOptions gives flags > VIBEKIT_* environment > config file (--config or

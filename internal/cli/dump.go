@@ -24,6 +24,7 @@ func newDumpCommand(e *env) *ffcli.Command {
 		jqTimeout time.Duration
 		ff        filterFlags
 		out       recordFlags
+		ar        archiveFlags
 	)
 	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path`")
 	fs.StringVar(&jqSrc, "jq", "", "reshape each record with this jq `program` (run in-process)")
@@ -31,6 +32,7 @@ func newDumpCommand(e *env) *ffcli.Command {
 	ff.register(fs, true)
 	ff.registerSearch(fs)
 	out.register(fs)
+	ar.register(fs)
 	addConfigFlag(fs)
 	return &ffcli.Command{
 		Name:       "dump",
@@ -49,6 +51,9 @@ values cut to the terminal's width ($COLUMNS when not on a terminal).
 one per line (or as one array with --format json); a program that does not
 compile exits 3.
 
+--archives reads the sealed archives beside the database too, as one data
+set in time order; archives outside --from/--to are not opened.
+
 Examples:
   vibekit telemetry dump --from yesterday
   vibekit telemetry dump --from "2024-01-01" --to "2024-01-31"
@@ -59,13 +64,14 @@ Examples:
   vibekit telemetry dump --format table --fields sessionId,eventType,timestamp
   vibekit telemetry dump --exclude streamData
   vibekit telemetry dump --jq '{s: .sessionId, t: .eventType}'
-  vibekit telemetry dump --jq 'select(.eventType == "end") | .metadata.duration'`,
+  vibekit telemetry dump --jq 'select(.eventType == "end") | .metadata.duration'
+  vibekit telemetry dump --archives --from "last week" --session s1`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usageErrorf("dump: unexpected argument %q", args[0])
 			}
-			if err := applySettings(fs, "db", "jq-timeout"); err != nil {
+			if err := applySettings(fs, "db", "jq-timeout", "max-archive-mb"); err != nil {
 				return err
 			}
 			filter, err := ff.filter(e.now())
@@ -88,13 +94,19 @@ Examples:
 				}
 				p.prog.Timeout = jqTimeout
 			}
-			store, err := sqlite.OpenReadOnly(db)
-			if err != nil {
-				return err
+			var scan scanFunc
+			if ar.archives {
+				scan = ar.scanner(db)
+			} else {
+				store, err := sqlite.OpenReadOnly(db)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				scan = store.Scan
 			}
-			defer store.Close()
 			err = p.print(ctx, func(fn func(*vibekit.Record) error) error {
-				return store.Scan(ctx, filter, fn)
+				return scan(ctx, filter, fn)
 			})
 			if err != nil {
 				return errf("dump", err)

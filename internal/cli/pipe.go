@@ -22,6 +22,7 @@ import (
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/batch"
 	"github.com/vibekit/vibekit-pipe/reader"
+	"github.com/vibekit/vibekit-pipe/rotate"
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
@@ -48,6 +49,8 @@ type pipeOptions struct {
 	repoURL   string
 	quiet     bool
 	stats     bool
+	maxSizeMB int
+	pruneDays int
 }
 
 const pipeLongHelp = `vibekit-pipe stores what it reads from stdin in a SQLite telemetry database
@@ -92,6 +95,8 @@ func newPipeCommand(o *pipeOptions) *ffcli.Command {
 	fs.StringVar(&o.repoURL, "repo-url", "", "repository `url` recorded on the session's rows")
 	fs.BoolVar(&o.quiet, "quiet", false, "do not copy the input to stdout")
 	fs.BoolVar(&o.stats, "stats", false, "print ingest metrics to stderr at exit")
+	fs.IntVar(&o.maxSizeMB, "max-size-mb", 100, "seal the database into archives/ when its data passes this many `MB` (0: never)")
+	fs.IntVar(&o.pruneDays, "prune-days", 0, "delete rows and archives older than this many `days`, at start and hourly (0: never)")
 	addConfigFlag(fs)
 	return &ffcli.Command{
 		Name:       "vibekit-pipe",
@@ -121,6 +126,9 @@ func RunPipe(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 		if o.maxLine < 1 {
 			return usageErrorf("--max-line-bytes must be at least 1")
 		}
+		if o.maxSizeMB < 0 || o.pruneDays < 0 {
+			return usageErrorf("--max-size-mb and --prune-days must not be negative (0 turns them off)")
+		}
 		return runPipe(ctx, &o, stdin, stdout, stderr)
 	}
 	return report(stderr, "vibekit-pipe", cmd.ParseAndRun(ctx, args))
@@ -132,21 +140,28 @@ func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr
 		return err
 	}
 	defer db.Close()
+	rot, err := startRotator(ctx, db, o, stderr)
+	if err != nil {
+		return err
+	}
+	defer rot.Close()
 	if o.session == "" {
 		o.session = newSessionID(time.Now())
 	}
 	p := &pipe{
-		o:      o,
-		db:     db,
-		b:      batch.New(o.batchSize, time.Duration(o.flushMs)*time.Millisecond),
-		stderr: stderr,
-		now:    time.Now,
+		o:       o,
+		db:      db,
+		b:       batch.New(o.batchSize, time.Duration(o.flushMs)*time.Millisecond),
+		stderr:  stderr,
+		now:     time.Now,
+		rotator: rot,
 	}
 	src := &reader.Stream{File: stdin, Name: "stdin", MaxLine: o.maxLine}
 	if !o.quiet {
 		src.Tee = stdout
 	}
 	err = p.run(ctx, src)
+	rot.Close() // a seal under way finishes first
 	if o.stats {
 		p.printStats()
 	}
@@ -166,11 +181,12 @@ func newSessionID(now time.Time) string {
 // pipe runs one vibekit-pipe: lines come from the reader goroutine, are
 // mapped and batched here, and committed by the writer goroutine.
 type pipe struct {
-	o      *pipeOptions
-	db     *sqlite.DB
-	b      *batch.Batcher
-	stderr io.Writer
-	now    func() time.Time
+	o       *pipeOptions
+	db      *sqlite.DB
+	b       *batch.Batcher
+	stderr  io.Writer
+	now     func() time.Time
+	rotator *rotate.Rotator // nil: no rotation or retention
 
 	// The session of plain-text lines: started at its first line.
 	started   bool
@@ -269,6 +285,9 @@ func (p *pipe) run(ctx context.Context, src source) error {
 			p.m.flushTotal += r.took
 			p.m.flushLast = r.took
 			p.b.Recycle(r.b)
+			if p.rotator != nil {
+				p.rotator.AfterCommit()
+			}
 		case <-tick:
 		case <-usr1:
 			p.printStats()
@@ -415,6 +434,9 @@ func (p *pipe) printStats() {
 		m.lines, m.rows, m.rejects, m.skipped, m.generated)
 	fmt.Fprintf(p.stderr, "vibekit-pipe: events written %d, flushes %d, average flush %.2f ms, last flush %.2f ms, buffered events %d, active buffers %d, commit retries %d\n",
 		m.written, m.flushes, ms(avg), ms(m.flushLast), p.b.Rows(), p.b.ActiveBuffers(), p.retries.Load())
+	if p.rotator != nil {
+		printRotatorStats(p.stderr, p.rotator.Stats())
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -32,10 +32,11 @@ func TestScript(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"writefile": cmdWritefile,
-			"bigline":   cmdBigline,
-			"nested":    cmdNested,
-			"replace":   cmdReplace,
+			"writefile":  cmdWritefile,
+			"bigline":    cmdBigline,
+			"nested":     cmdNested,
+			"replace":    cmdReplace,
+			"genrecords": cmdGenrecords,
 		},
 	})
 }

@@ -43,7 +43,10 @@ Examples:
   vibekit telemetry query "SELECT agentType, COUNT(*) FROM telemetry GROUP BY agentType"
   vibekit telemetry clear --older-than 30d --force
   vibekit telemetry import --format csv --file telemetry.csv
-  vibekit telemetry export-user-data user-456 > user-456.ndjson`,
+  vibekit telemetry export-user-data user-456 > user-456.ndjson
+  vibekit telemetry dump --archives --from "last week"
+  vibekit telemetry archives
+  vibekit telemetry check --archives`,
 		FlagSet: flag.NewFlagSet("vibekit telemetry", flag.ContinueOnError),
 		Subcommands: []*ffcli.Command{
 			newDumpCommand(e),
@@ -56,6 +59,10 @@ Examples:
 			newExportUserDataCommand(e),
 			newDeleteUserDataCommand(e),
 			newRejectsCommand(e),
+			newArchivesCommand(e),
+			newVacuumCommand(e),
+			newReindexCommand(e),
+			newCheckCommand(e),
 		},
 	}
 	telemetry.Exec = noCommand(telemetry)

@@ -36,27 +36,42 @@ import (
 //	{work}    the scratch directory
 //	{events}  the generated NDJSON file
 //	{db}      the database vibekit-pipe writes
+//	{rotdb}   the database vibekit-pipe writes with rotation on
 //	{refdb}   the database the sqlite3 CLI writes for the reference ingest
 //
 // Commands run with the caller's environment minus VIBEKIT_* (so a user's
 // settings or config file cannot skew the numbers), plus their env.
 //
 // A command whose unit is unitEvents writes db and must leave exactly -n rows
-// in its telemetry table; one whose unit is unitRows reads db, and its rate is
-// the table's rows per second. shell commands run under bash -c with
+// in its telemetry table (with archives, in the table and its archives
+// together); one whose unit is unitRows reads db, and its rate is the
+// table's (and archives') rows per second. base names an earlier command of
+// ours that this one is compared with, as vs names a reference tool. shell commands run under bash -c with
 // pipefail, placeholders substituted shell-quoted.
 func benchCommands() []command {
 	const pick = `{s: .sessionId, t: .eventType}`
 	return []command{
 		{
-			// The live database must keep all -n rows: if the store rotates at a
-			// size limit (the guide's default maxSizeMB is 100), raise it here.
+			// The live database must keep all -n rows: the store rotates at
+			// a size limit (the guide's default maxSizeMB is 100), raised here.
 			name:  "vibekit-pipe ingest",
-			argv:  []string{"{bin}/vibekit-pipe", "--db", "{db}", "--quiet"},
+			argv:  []string{"{bin}/vibekit-pipe", "--db", "{db}", "--quiet", "--max-size-mb", "100000"},
 			stdin: "{events}",
 			db:    "{db}",
 			unit:  unitEvents,
 			vs:    "sqlite3 .import + json_extract",
+		},
+		{
+			// The same ingest, sealing the database into archives/ each time
+			// its data passes 100 MB (the default): its rate against the
+			// ingest above is the cost of rotation.
+			name:     "vibekit-pipe ingest, rotating at 100 MB",
+			argv:     []string{"{bin}/vibekit-pipe", "--db", "{rotdb}", "--quiet", "--stats", "--max-size-mb", "100"},
+			stdin:    "{events}",
+			db:       "{rotdb}",
+			unit:     unitEvents,
+			archives: true,
+			base:     "vibekit-pipe ingest",
 		},
 		{
 			name:      "sqlite3 .import + json_extract",
@@ -72,6 +87,17 @@ func benchCommands() []command {
 			db:   "{db}",
 			unit: unitRows,
 			vs:   "sqlite3 -json",
+		},
+		{
+			// All rows again, from the archives the rotating ingest made
+			// and its live database: against dump of one database of the
+			// same rows.
+			name:     "vibekit telemetry dump --archives",
+			argv:     []string{"{bin}/vibekit", "telemetry", "dump", "--db", "{rotdb}", "--archives"},
+			db:       "{rotdb}",
+			unit:     unitRows,
+			archives: true,
+			base:     "vibekit telemetry dump",
 		},
 		{
 			name:      "sqlite3 -json",
@@ -147,7 +173,9 @@ type command struct {
 	db        string   // the database written (unitEvents) or read (unitRows)
 	unit      string
 	vs        string // name of the reference command this one is compared with
+	base      string // name of an earlier command of ours this one is compared with
 	reference bool   // a tool we compare with, not ours
+	archives  bool   // db's rows include those of its archives
 }
 
 // result is what one run of a command measured.
@@ -237,6 +265,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		"{work}":   work,
 		"{events}": filepath.Join(work, "events.ndjson"),
 		"{db}":     filepath.Join(work, "ingest.db"),
+		"{rotdb}":  filepath.Join(work, "rotate", "ingest.db"),
 		"{refdb}":  filepath.Join(work, "ref.db"),
 	}
 	if strings.ContainsAny(paths["{events}"], "\"\n") {
@@ -262,7 +291,12 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		results = append(results, r)
 	}
 
-	rep := report{when: time.Now(), cfg: cfg, gen: gen, results: results, machine: describeMachine(ctx)}
+	rep := report{when: time.Now(), cfg: cfg, gen: gen, results: results, machine: describeMachine(ctx), notes: b.stats}
+	comp, err := compareCompression(ctx, bin, paths["{rotdb}"], work, stderr)
+	if err != nil {
+		return err
+	}
+	rep.notes = append(rep.notes, comp...)
 	if err := rep.writeText(stdout); err != nil {
 		return fmt.Errorf("print results: %w", err)
 	}
@@ -303,7 +337,7 @@ func workDir(dir string) (string, func(), error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return "", nil, fmt.Errorf("make scratch directory: %w", err)
 	}
-	for _, pattern := range []string{"ingest.db*", "ref.db*", "archives"} {
+	for _, pattern := range []string{"ingest.db*", "ref.db*", "archives", "rotate", "sealed.db*"} {
 		old, _ := filepath.Glob(filepath.Join(abs, pattern))
 		for _, f := range old {
 			if err := os.RemoveAll(f); err != nil {
@@ -365,6 +399,7 @@ type bench struct {
 	inBytes int64            // size of the events file
 	rows    map[string]int64 // rows in the telemetry table of each database written
 	warm    map[string]bool  // databases read into the page cache
+	stats   []string         // what the rotating ingest said of its seals
 }
 
 // expand replaces the placeholders of s by full paths, shell-quoted if quote.
@@ -380,7 +415,7 @@ func (b *bench) expand(s string, quote bool) string {
 
 // display is the command line to show: short file names, no directories.
 func display(c command) string {
-	short := strings.NewReplacer("{bin}/", "", "{work}/", "", "{events}", "events.ndjson", "{db}", "ingest.db", "{refdb}", "ref.db")
+	short := strings.NewReplacer("{bin}/", "", "{work}/", "", "{events}", "events.ndjson", "{db}", "ingest.db", "{rotdb}", "rotate/ingest.db", "{refdb}", "ref.db")
 	var s string
 	if c.shell != "" {
 		s = short.Replace(c.shell)
@@ -443,6 +478,9 @@ func (b *bench) measure(ctx context.Context, c command) (result, error) {
 	}
 	if c.unit == unitEvents {
 		r.inBytes = b.inBytes // the events, whether fed on stdin or read by the command
+		if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
+			return r, err
+		}
 	}
 	var out lineCounter
 	var errBuf tailBuffer
@@ -461,7 +499,7 @@ func (b *bench) measure(ctx context.Context, c command) (result, error) {
 		}
 		return r, fmt.Errorf("%s failed: %s: %w\n--- stderr (tail) ---\n%s", c.name, r.display, err, errBuf.Bytes())
 	}
-	if errBuf.Len() > 0 {
+	if errBuf.Len() > 0 && !c.archives {
 		fmt.Fprintf(b.stderr, "vkbench: %s wrote to stderr:\n%s\n", c.name, errBuf.Bytes())
 	}
 	r.outBytes, r.outLines = out.bytes, out.lines
@@ -474,6 +512,14 @@ func (b *bench) measure(ctx context.Context, c command) (result, error) {
 		n, err := countRows(ctx, db)
 		if err != nil {
 			return r, fmt.Errorf("%s: %w", c.name, err)
+		}
+		if c.archives {
+			archived, err := countArchivedRows(ctx, b.paths["{bin}"], db)
+			if err != nil {
+				return r, fmt.Errorf("%s: %w", c.name, err)
+			}
+			n += archived
+			b.stats = append(b.stats, statsLines(errBuf.Bytes(), c.name)...)
 		}
 		if n != r.count {
 			hint := ""

@@ -90,6 +90,7 @@ type report struct {
 	gen     generation
 	machine machine
 	results []result
+	notes   []string // rotation: seals, the switch stall, compression against zstd
 }
 
 // comparison is one of our commands against its reference.
@@ -99,11 +100,13 @@ type comparison struct {
 
 func (c comparison) ratio() float64 { return c.ours.rate() / c.ref.rate() }
 
+// comparisons pairs each of our commands with its reference (vs) and with
+// the command of ours it is measured against (base).
 func (rep report) comparisons() []comparison {
 	var cs []comparison
 	for _, ours := range rep.results {
 		for _, ref := range rep.results {
-			if ours.cmd.vs != "" && ours.cmd.vs == ref.cmd.name {
+			if ours.cmd.vs != "" && ours.cmd.vs == ref.cmd.name || ours.cmd.base != "" && ours.cmd.base == ref.cmd.name {
 				cs = append(cs, comparison{ours, ref})
 			}
 		}
@@ -133,6 +136,12 @@ func (rep report) writeText(w io.Writer) error {
 	b.WriteString("\nMB/s is input for an ingest, output for a dump.\n\nratios (rate of ours / rate of reference; higher is better for us):\n")
 	for _, c := range rep.comparisons() {
 		fmt.Fprintf(&b, "  %-*s  %6.2fx\n", 2*width+4, c.ours.cmd.name+" vs "+c.ref.cmd.name, c.ratio())
+	}
+	if len(rep.notes) > 0 {
+		b.WriteString("\nrotation:\n")
+		for _, n := range rep.notes {
+			fmt.Fprintf(&b, "  %s\n", n)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -174,6 +183,12 @@ func (rep report) appendMarkdown(path string) error {
 	b.WriteString("\n| Ours vs reference (rate ratio, higher is better for us) | Ratio |\n|---|--:|\n")
 	for _, c := range rep.comparisons() {
 		fmt.Fprintf(&b, "| %s vs %s | %.2fx |\n", mdCell(c.ours.cmd.name), mdCell(c.ref.cmd.name), c.ratio())
+	}
+	if len(rep.notes) > 0 {
+		b.WriteString("\nRotation:\n\n")
+		for _, n := range rep.notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
 	}
 
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

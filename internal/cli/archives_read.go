@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"context"
+	"flag"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/rotate"
+)
+
+// scanFunc calls fn with each record a filter selects: sqlite.DB.Scan over
+// the live database, or rotate.Scan over it and its archives.
+type scanFunc func(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Record) error) error
+
+// defaultMaxArchiveMB caps an archive's unpacked size: generous beside the
+// default maxSizeMB of 100, and far from what fills a disk.
+const defaultMaxArchiveMB = 16 << 10
+
+// archiveFlags are --archives and --max-archive-mb, for the commands that
+// read records (dump; stats, sessions and query on branch cli).
+type archiveFlags struct {
+	archives     bool
+	maxArchiveMB int
+}
+
+func (a *archiveFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&a.archives, "archives", false, "read the archives beside the database too, as one data set in time order")
+	addMaxArchiveFlag(fs, &a.maxArchiveMB)
+}
+
+func addMaxArchiveFlag(fs *flag.FlagSet, mb *int) {
+	fs.IntVar(mb, "max-archive-mb", defaultMaxArchiveMB, "refuse an archive that unpacks to more than this many `MB`")
+}
+
+func archiveLimits(mb int) rotate.Limits {
+	return rotate.Limits{MaxBytes: int64(max(mb, 1)) << 20}
+}
+
+// scanner reads the database at db and its archives.
+func (a *archiveFlags) scanner(db string) scanFunc {
+	o := rotate.ReadOptions{Limits: archiveLimits(a.maxArchiveMB)}
+	return func(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Record) error) error {
+		return rotate.Scan(ctx, db, f, o, fn)
+	}
+}

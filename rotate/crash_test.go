@@ -1,0 +1,208 @@
+package rotate
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/vibekit/vibekit-pipe/sqlite"
+)
+
+// The crash tests run this test binary as a child that seals a database
+// and is killed (SIGKILL) at one step of the seal.
+const (
+	childDBEnv   = "ROTATE_TEST_CHILD_DB"
+	childStepEnv = "ROTATE_TEST_CHILD_KILL_AT"
+)
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(childDBEnv); path != "" {
+		os.Exit(sealChild(path, Step(os.Getenv(childStepEnv))))
+	}
+	os.Exit(m.Run())
+}
+
+// sealChild seals the database at path and kills itself at step.
+func sealChild(path string, step Step) int {
+	db, err := sqlite.Open(path, sqlite.Options{EnableIndexes: true})
+	if err != nil {
+		os.Stderr.WriteString(err.Error())
+		return 3
+	}
+	s := &Sealer{DB: db, Hook: func(st Step) {
+		if st == step {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}}
+	if _, err := s.Seal(context.Background(), 0); err != nil {
+		os.Stderr.WriteString(err.Error())
+		return 4
+	}
+	return 0 // not killed: the step was not reached
+}
+
+// killSealAt runs a child that seals the database at path and is killed at step.
+func killSealAt(t *testing.T, path string, step Step) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childDBEnv+"="+path, childStepEnv+"="+string(step))
+	out, err := cmd.CombinedOutput()
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("child was not killed at %s: %v\n%s", step, err, out)
+	}
+}
+
+// TestSeal_KilledAtEachStep kills a sealing process at each step, then
+// opens the database again as the next vibekit-pipe would: the half-done
+// seal is finished or rolled back, and live rows + archived rows are
+// exactly the rows committed, each archive passes integrity_check, no temp
+// file is left, and sealing works again.
+func TestSeal_KilledAtEachStep(t *testing.T) {
+	for _, step := range Steps {
+		t.Run(string(step), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "telemetry.db")
+			db, err := sqlite.Open(path, sqlite.Options{EnableIndexes: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			commitRows(t, db, 0, 300)
+			db.Close()
+
+			killSealAt(t, path, step)
+
+			db, err = sqlite.Open(path, sqlite.Options{EnableIndexes: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			s := &Sealer{DB: db}
+			if err := s.Recover(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			archived, live := allRows(t, path)
+			checkExactly(t, archived, live, 300)
+			// Before the archive has its name the seal rolls back; after,
+			// it is finished.
+			finished := step == StepRenamed || step == StepVerified || step == StepSwitched
+			if got, want := len(archived), map[bool]int{true: 300, false: 0}[finished]; got != want {
+				t.Errorf("%d rows archived after a kill at %s, want %d", got, step, want)
+			}
+			seals, _ := db.Seals(context.Background())
+			for _, se := range seals {
+				if se.State != sqlite.SealDone {
+					t.Errorf("seal %d left %s", se.ID, se.State)
+				}
+			}
+			assertNoTempFiles(t, Dir(path))
+
+			commitRows(t, db, 300, 400)
+			if _, err := s.Seal(context.Background(), 0); err != nil {
+				t.Fatal(err)
+			}
+			archived, live = allRows(t, path)
+			checkExactly(t, archived, live, 400)
+		})
+	}
+}
+
+// TestRecover_BadPendingArchive: a crash after the rename, and the archive
+// then damaged: the seal is rolled back, the archive removed, the rows kept.
+func TestRecover_BadPendingArchive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "telemetry.db")
+	db, err := sqlite.Open(path, sqlite.Options{EnableIndexes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitRows(t, db, 0, 300)
+	db.Close()
+	killSealAt(t, path, StepRenamed)
+	as, _ := List(path)
+	if len(as) != 1 {
+		t.Fatalf("%d archives, want 1", len(as))
+	}
+	truncate(t, as[0].Path)
+
+	db, err = sqlite.Open(path, sqlite.Options{EnableIndexes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := (&Sealer{DB: db}).Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if as, _ := List(path); len(as) != 0 {
+		t.Fatalf("the damaged pending archive was kept: %v", as)
+	}
+	archived, live := allRows(t, path)
+	checkExactly(t, archived, live, 300)
+	if len(live) != 300 {
+		t.Errorf("%d live rows, want all 300", len(live))
+	}
+}
+
+func truncate(t *testing.T, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func assertNoTempFiles(t *testing.T, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Errorf("temp file %s left in %s", e.Name(), dir)
+		}
+	}
+}
+
+// TestSeal_TwoSealers: while one sealer holds the lock, another seals
+// nothing; and a second seal of the same rows finds nothing to do.
+func TestSeal_TwoSealers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "telemetry.db")
+	open := func() *sqlite.DB {
+		db, err := sqlite.Open(path, sqlite.Options{EnableIndexes: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	commitRows(t, a, 0, 200)
+	sa, sb := &Sealer{DB: a}, &Sealer{DB: b}
+	var inner error
+	sa.Hook = func(st Step) {
+		if st == StepSnapshot {
+			_, inner = sb.Seal(context.Background(), 0)
+		}
+	}
+	if _, err := sa.Seal(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if inner != ErrLocked {
+		t.Errorf("second sealer during the first: err = %v, want ErrLocked", inner)
+	}
+	// The second process saw the database over its limit before the first
+	// sealed it; under the lock it finds nothing left to seal.
+	if _, err := sb.Seal(context.Background(), 1); err != ErrNothingToSeal {
+		t.Errorf("seal after the first: err = %v, want ErrNothingToSeal", err)
+	}
+	as, _ := List(path)
+	if len(as) != 1 {
+		t.Errorf("%d archives, want 1", len(as))
+	}
+	archived, live := allRows(t, path)
+	checkExactly(t, archived, live, 200)
+}

@@ -1,0 +1,418 @@
+package rotate
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/vibekit/vibekit-pipe/sqlite"
+)
+
+// Step is a point in a seal, named for the test hook that kills the process
+// there (see Sealer.Hook).
+type Step string
+
+// The steps of a seal, in order. A crash after any of them leaves either the
+// old state (every row live) or the new one (the rows in a verified archive,
+// the seal recorded done), or a pending seal that Recover completes.
+const (
+	StepLocked     Step = "locked"     // the seal lock is held
+	StepSnapshot   Step = "snapshot"   // a consistent copy is in a temp file, checked
+	StepPending    Step = "pending"    // the seal is recorded pending in the live database
+	StepCompressed Step = "compressed" // the archive is in a temp file, fsynced
+	StepRenamed    Step = "renamed"    // the archive has its name, the directory fsynced
+	StepVerified   Step = "verified"   // the archive unpacks to the snapshot
+	StepSwitched   Step = "switched"   // the sealed rows are deleted, the seal done
+)
+
+// Steps lists the steps in order.
+var Steps = []Step{StepLocked, StepSnapshot, StepPending, StepCompressed, StepRenamed, StepVerified, StepSwitched}
+
+// ErrLocked means another process (or sealer) holds the seal lock of the
+// database: it is sealing, so this one does not.
+var ErrLocked = errors.New("another process is sealing this database")
+
+// ErrNothingToSeal means there was nothing to seal: the database is below
+// its limit after all (another process sealed it), or holds no rows.
+var ErrNothingToSeal = sqlite.ErrNothingToSeal
+
+// Sealer seals a live database into archives/.
+type Sealer struct {
+	DB     *sqlite.DB // the live database, open for writing
+	Limits Limits     // for verifying archives in Recover
+	// Level and Concurrency are the zstd encoder's: SpeedDefault is zstd's
+	// level 3; one goroutine leaves the other core to ingest.
+	Level       zstd.EncoderLevel
+	Concurrency int
+	// Hook, when set, is called after each step. It is for tests, which kill
+	// the process there to prove the seal crash-safe.
+	Hook func(Step)
+}
+
+func (s *Sealer) hook(st Step) {
+	if s.Hook != nil {
+		s.Hook(st)
+	}
+}
+
+func (s *Sealer) dir() string { return Dir(s.DB.Path) }
+
+// Result is what a seal did.
+type Result struct {
+	Seal     sqlite.Seal
+	Path     string        // the archive
+	Size     int64         // its bytes on disk
+	Snapshot time.Duration // copying the database
+	Compress time.Duration
+	Verify   time.Duration
+	Switch   time.Duration // the transaction that deletes the sealed rows: the only stall of writers
+}
+
+// lock takes the seal lock, an flock on archives/.lock: the kernel drops it
+// when the process dies, so a crash never leaves it held.
+func (s *Sealer) lock() (func(), error) {
+	if err := os.MkdirAll(s.dir(), 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", s.dir(), err)
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir(), ".lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("seal lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("seal lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Seal seals the database if its data is at least minBytes (0: whatever its
+// size): it copies a consistent snapshot, compresses it into archives/,
+// verifies the archive, and then deletes the rows the archive holds, in one
+// transaction. Rows committed meanwhile stay live. Writers wait only for
+// that last transaction. It returns ErrLocked if another process is
+// sealing, and ErrNothingToSeal if there is nothing to do. If ctx ends
+// before the archive is verified, the seal is rolled back (every row stays
+// live); after, it is finished.
+func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
+	var res Result
+	unlock, err := s.lock()
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+	s.hook(StepLocked)
+	if err := s.recover(ctx); err != nil {
+		return res, err
+	}
+	// Checked again under the lock: another process may have sealed since.
+	if minBytes > 0 {
+		used, err := s.DB.UsedBytes(ctx)
+		if err != nil {
+			return res, err
+		}
+		if used < minBytes {
+			return res, ErrNothingToSeal
+		}
+	}
+
+	began := time.Now()
+	snap := filepath.Join(s.dir(), ".snapshot-"+randomHex()+".db.tmp")
+	defer os.Remove(snap)
+	c, size, err := snapshot(ctx, s.DB.Path, snap)
+	if err != nil {
+		return res, err
+	}
+	res.Snapshot = time.Since(began)
+	s.hook(StepSnapshot)
+	if c.Rows == 0 && c.Rejects == 0 {
+		return res, ErrNothingToSeal
+	}
+
+	minTs, maxTs := c.MinTs, c.MaxTs
+	if c.Rows == 0 {
+		minTs = time.Now().UnixMilli()
+		maxTs = minTs
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	seal, err := s.DB.BeginSeal(ctx, c, size, func(id int64) string { return Name(s.DB.Path, minTs, maxTs, id) })
+	if err != nil {
+		if errors.Is(err, sqlite.ErrNothingToSeal) {
+			return res, ErrNothingToSeal
+		}
+		return res, err
+	}
+	res.Seal = seal
+	s.hook(StepPending)
+
+	// From here until the switch, a failure rolls back: no archive, the
+	// seal forgotten, every row still live.
+	final := filepath.Join(s.dir(), seal.Archive)
+	rollback := func(err error) (Result, error) {
+		os.Remove(final)
+		syncDir(s.dir())
+		if aerr := s.DB.AbortSeal(context.Background(), seal.ID); aerr != nil {
+			// Left pending: the next seal or start rolls it back.
+			err = errors.Join(err, aerr)
+		}
+		return res, err
+	}
+	began = time.Now()
+	tmp := filepath.Join(s.dir(), "."+seal.Archive+".tmp")
+	defer os.Remove(tmp)
+	meta := Meta{DB: filepath.Base(s.DB.Path), Seal: seal.ID, Rows: c.Rows, MaxID: c.MaxID, Rejects: c.Rejects,
+		MaxRejectID: c.MaxRejectID, MinTs: c.MinTs, MaxTs: c.MaxTs, Sealed: seal.Started.UnixMilli()}
+	level := s.Level
+	if level == 0 {
+		level = zstd.SpeedDefault
+	}
+	size, err = pack(ctx, snap, tmp, meta, level, s.Concurrency)
+	if err != nil {
+		return rollback(err)
+	}
+	res.Compress = time.Since(began)
+	s.hook(StepCompressed)
+	if err := os.Rename(tmp, final); err != nil {
+		return rollback(fmt.Errorf("put archive in place: %w", err))
+	}
+	if err := syncDir(s.dir()); err != nil {
+		return rollback(fmt.Errorf("put archive in place: fsync %s: %w", s.dir(), err))
+	}
+	res.Path, res.Size = final, size
+	s.hook(StepRenamed)
+
+	began = time.Now()
+	if err := verifyAgainst(ctx, final, snap); err != nil {
+		return rollback(fmt.Errorf("verify: %w", err))
+	}
+	res.Verify = time.Since(began)
+	s.hook(StepVerified)
+
+	// Verified: the switch goes through even if ctx ends now.
+	began = time.Now()
+	if err := s.switchTo(context.WithoutCancel(ctx), seal.ID); err != nil {
+		// The archive is complete and verified: the next start finishes it.
+		return res, err
+	}
+	res.Switch = time.Since(began)
+	res.Seal.State = sqlite.SealDone
+	s.hook(StepSwitched)
+	return res, nil
+}
+
+// snapshot copies the database at src to snap, clears its free pages and
+// checks it; it returns what it holds and its size.
+func snapshot(ctx context.Context, src, snap string) (sqlite.Contents, int64, error) {
+	if err := sqlite.Snapshot(ctx, src, snap); err != nil {
+		return sqlite.Contents{}, 0, err
+	}
+	if _, err := zeroFreePages(snap); err != nil {
+		return sqlite.Contents{}, 0, fmt.Errorf("snapshot: clear free pages: %w", err)
+	}
+	// Checked after the free pages are cleared: the archive is this file.
+	c, err := checkSnapshot(ctx, snap)
+	if err != nil {
+		return c, 0, err
+	}
+	fi, err := os.Stat(snap)
+	if err != nil {
+		return c, 0, fmt.Errorf("snapshot: %w", err)
+	}
+	return c, fi.Size(), nil
+}
+
+// switchTo runs the switch, trying again while another writer holds the lock.
+func (s *Sealer) switchTo(ctx context.Context, id int64) error {
+	backoff := 10 * time.Millisecond
+	for {
+		err := s.DB.FinishSeal(ctx, id)
+		if err == nil || !sqlite.IsBusy(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// checkSnapshot runs integrity_check on the snapshot and reads what it holds.
+func checkSnapshot(ctx context.Context, path string) (sqlite.Contents, error) {
+	db, err := sqlite.OpenReadOnly(path)
+	if err != nil {
+		return sqlite.Contents{}, fmt.Errorf("snapshot: %w", err)
+	}
+	defer db.Close()
+	problems, err := db.IntegrityCheck(ctx)
+	if err != nil {
+		return sqlite.Contents{}, fmt.Errorf("snapshot: %w", err)
+	}
+	if len(problems) > 0 {
+		return sqlite.Contents{}, fmt.Errorf("the database fails integrity_check, so it is not sealed (run vibekit telemetry check): %s", strings.Join(problems, "; "))
+	}
+	return db.Contents(ctx)
+}
+
+// verifyAgainst unpacks the archive and compares it with the snapshot it was
+// made from, byte for byte: as the snapshot passed integrity_check, so does
+// the archive, unpacked.
+func verifyAgainst(ctx context.Context, archive, snapshot string) error {
+	f, err := os.Open(snapshot)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	cmp := &sameAs{r: bufio.NewReaderSize(f, 1<<20)}
+	_, n, err := decode(ctx, archive, Limits{MaxBytes: fi.Size()}, cmp)
+	if err != nil {
+		return err
+	}
+	if n != fi.Size() {
+		return &BadArchiveError{archive, fmt.Errorf("unpacks to %d bytes, the snapshot has %d", n, fi.Size())}
+	}
+	return nil
+}
+
+// Verify unpacks the archive at path into tmpDir, opens it read-only and
+// runs integrity_check; it returns what the archive holds.
+func Verify(ctx context.Context, path, tmpDir string, lim Limits) (sqlite.Contents, error) {
+	out, _, err := Unpack(ctx, path, tmpDir, lim)
+	if err != nil {
+		return sqlite.Contents{}, err
+	}
+	defer os.Remove(out)
+	db, err := sqlite.OpenReadOnly(out)
+	if err != nil {
+		return sqlite.Contents{}, &BadArchiveError{path, err}
+	}
+	defer db.Close()
+	problems, err := db.IntegrityCheck(ctx)
+	if err == nil && len(problems) > 0 {
+		err = fmt.Errorf("integrity_check: %s", strings.Join(problems, "; "))
+	}
+	if err != nil {
+		return sqlite.Contents{}, &BadArchiveError{path, err}
+	}
+	c, err := db.Contents(ctx)
+	if err != nil {
+		return c, &BadArchiveError{path, err}
+	}
+	return c, nil
+}
+
+// Recover finishes or rolls back a seal that a crash interrupted, and
+// removes the temp files it left. It does nothing while another process
+// holds the seal lock (that process is alive, and sealing).
+func (s *Sealer) Recover(ctx context.Context) error {
+	if _, err := os.Stat(s.dir()); errors.Is(err, fs.ErrNotExist) {
+		// Never sealed here: nothing to finish, and no archives/ to create.
+		seals, err := s.DB.Seals(ctx)
+		if err != nil {
+			return err
+		}
+		for _, seal := range seals {
+			if seal.State == sqlite.SealPending {
+				return s.DB.AbortSeal(ctx, seal.ID) // its archive is gone with the directory
+			}
+		}
+		return nil
+	}
+	unlock, err := s.lock()
+	if errors.Is(err, ErrLocked) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.recover(ctx)
+}
+
+// recover is Recover with the lock held.
+func (s *Sealer) recover(ctx context.Context) error {
+	seals, err := s.DB.Seals(ctx)
+	if err != nil {
+		return err
+	}
+	for _, seal := range seals {
+		if seal.State != sqlite.SealPending {
+			continue
+		}
+		if err := s.recoverSeal(ctx, seal); err != nil {
+			return fmt.Errorf("recover seal %d (%s): %w", seal.ID, seal.Archive, err)
+		}
+	}
+	// Temp files are only ever written under the lock, so those left now
+	// are a crash's.
+	entries, _ := os.ReadDir(s.dir())
+	for _, e := range entries {
+		if n := e.Name(); strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp") {
+			os.Remove(filepath.Join(s.dir(), n))
+		}
+	}
+	return nil
+}
+
+// recoverSeal completes a pending seal whose archive is in place and holds
+// exactly what the seal recorded (the crash came before the switch), and
+// otherwise rolls it back: the archive, if any, is removed; the rows were
+// never deleted.
+func (s *Sealer) recoverSeal(ctx context.Context, seal sqlite.Seal) error {
+	path := filepath.Join(s.dir(), seal.Archive)
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s.DB.AbortSeal(ctx, seal.ID)
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().IsRegular() {
+		tmp, err := privateTemp("")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		lim := s.Limits
+		lim.MaxBytes = seal.Bytes
+		c, err := Verify(ctx, path, tmp, lim)
+		if err == nil && c == seal.Contents {
+			return s.switchTo(ctx, seal.ID)
+		}
+		var bad *BadArchiveError
+		if err != nil && !errors.As(err, &bad) {
+			return err // could not check it (a full temp disk?): try again later
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	syncDir(s.dir())
+	return s.DB.AbortSeal(ctx, seal.ID)
+}
+
+func randomHex() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

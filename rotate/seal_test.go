@@ -1,0 +1,222 @@
+package rotate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/sqlite"
+)
+
+// MustOpen opens a fresh writable database in a temporary directory.
+func MustOpen(tb testing.TB) *sqlite.DB {
+	tb.Helper()
+	db, err := sqlite.Open(filepath.Join(tb.TempDir(), "telemetry.db"), sqlite.Options{EnableIndexes: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// baseTs is 2024-11-27T10:40:00Z; row i is i seconds later.
+const baseTs = 1732704000000
+
+// commitRows commits rows from..to-1 (their streamData is "row <i>"), and a
+// reject for every tenth.
+func commitRows(tb testing.TB, db *sqlite.DB, from, to int) {
+	tb.Helper()
+	var b vibekit.Batch
+	for i := from; i < to; i++ {
+		b.Records = append(b.Records, vibekit.Record{SessionID: fmt.Sprintf("s%d", i/100), EventType: vibekit.EventStream,
+			AgentType: "claude", StreamData: fmt.Sprintf("row %d %s", i, strings.Repeat("x", 200)), Timestamp: baseTs + int64(i)*1000})
+		b.RecordSources = append(b.RecordSources, "stdin")
+		if i%10 == 0 {
+			b.Rejects = append(b.Rejects, vibekit.Reject{Source: "stdin", Line: int64(i), Reason: "test", Raw: "x", Time: baseTs + int64(i)*1000})
+		}
+	}
+	b.Checkpoints = []vibekit.Checkpoint{{Source: "stdin", Kind: "stdin", Offset: int64(to), Line: int64(to)}}
+	if _, err := db.Commit(context.Background(), &b); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// rowsOf returns the row numbers (from streamData) of the telemetry table of
+// the database file at path, in id order, and the ids.
+func rowsOf(tb testing.TB, path string) (rows []int, ids []int64) {
+	tb.Helper()
+	conn, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	rs, err := conn.Query(`SELECT id, streamData FROM telemetry ORDER BY id`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var id int64
+		var s string
+		if err := rs.Scan(&id, &s); err != nil {
+			tb.Fatal(err)
+		}
+		var n int
+		fmt.Sscanf(s, "row %d", &n)
+		rows = append(rows, n)
+		ids = append(ids, id)
+	}
+	if err := rs.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return rows, ids
+}
+
+// allRows unpacks every archive of the database at dbPath (checking each
+// with integrity_check) and returns the row numbers of the archives and the
+// live database, archives first in name order.
+func allRows(tb testing.TB, dbPath string) (archived, live []int) {
+	tb.Helper()
+	as, err := List(dbPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmp := tb.TempDir()
+	for _, a := range as {
+		if _, err := Verify(context.Background(), a.Path, tmp, Limits{}); err != nil {
+			tb.Fatalf("archive %s: %v", a.Name, err)
+		}
+		out, _, err := Unpack(context.Background(), a.Path, tmp, Limits{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rows, _ := rowsOf(tb, out)
+		archived = append(archived, rows...)
+	}
+	live, _ = rowsOf(tb, dbPath)
+	return archived, live
+}
+
+// checkExactly fails unless archived + live rows are exactly 0..n-1, once each.
+func checkExactly(tb testing.TB, archived, live []int, n int) {
+	tb.Helper()
+	seen := make([]int, n)
+	for _, r := range append(append([]int(nil), archived...), live...) {
+		if r < 0 || r >= n {
+			tb.Fatalf("row %d was never committed", r)
+		}
+		seen[r]++
+	}
+	for r, k := range seen {
+		if k != 1 {
+			tb.Fatalf("row %d is stored %d times (archived %d, live %d rows)", r, k, len(archived), len(live))
+		}
+	}
+}
+
+func TestSeal(t *testing.T) {
+	db := MustOpen(t)
+	commitRows(t, db, 0, 500)
+	s := &Sealer{DB: db}
+	res, err := s.Seal(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := res.Seal.Rows, int64(500); got != want {
+		t.Errorf("sealed %d rows, want %d", got, want)
+	}
+	wantName := "telemetry-20241127T104000.000Z-20241127T104819.000Z-000001.db.zst"
+	if got := filepath.Base(res.Path); got != wantName {
+		t.Errorf("archive %s, want %s", got, wantName)
+	}
+	fi, err := os.Stat(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Errorf("archive mode %v, want 0600", got)
+	}
+	di, _ := os.Stat(Dir(db.Path))
+	if got := di.Mode().Perm(); got != 0o700 {
+		t.Errorf("archives/ mode %v, want 0700", got)
+	}
+	// Rows committed after the seal stay live and keep counting up.
+	commitRows(t, db, 500, 600)
+	archived, live := allRows(t, db.Path)
+	checkExactly(t, archived, live, 600)
+	if len(live) != 100 {
+		t.Errorf("%d live rows, want 100", len(live))
+	}
+	_, ids := rowsOf(t, db.Path)
+	if ids[0] != 501 {
+		t.Errorf("first live id %d, want 501 (ids keep growing across seals)", ids[0])
+	}
+	// The source offsets stay in the live database.
+	var off int64
+	db.SQL().QueryRow(`SELECT offset FROM vk_sources WHERE name = 'stdin'`).Scan(&off)
+	if off != 600 {
+		t.Errorf("stdin offset %d, want 600", off)
+	}
+	// Sealing again takes only the new rows; no temp files are left.
+	if _, err := s.Seal(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	archived, live = allRows(t, db.Path)
+	checkExactly(t, archived, live, 600)
+	if len(live) != 0 {
+		t.Errorf("%d live rows after the second seal, want 0", len(live))
+	}
+	entries, _ := os.ReadDir(Dir(db.Path))
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			t.Errorf("temp file %s left", e.Name())
+		}
+	}
+	// Nothing new: nothing sealed.
+	if _, err := s.Seal(context.Background(), 0); !errors.Is(err, ErrNothingToSeal) {
+		t.Errorf("third seal: err = %v, want ErrNothingToSeal", err)
+	}
+}
+
+func TestSeal_BelowLimit(t *testing.T) {
+	db := MustOpen(t)
+	commitRows(t, db, 0, 10)
+	s := &Sealer{DB: db}
+	if _, err := s.Seal(context.Background(), 100<<20); !errors.Is(err, ErrNothingToSeal) {
+		t.Fatalf("err = %v, want ErrNothingToSeal", err)
+	}
+}
+
+// MustOpenPath opens the database at path for writing.
+func MustOpenPath(tb testing.TB, path string) *sqlite.DB {
+	tb.Helper()
+	db, err := sqlite.Open(path, sqlite.Options{EnableIndexes: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestRecover_NeverSealed: opening a database that was never sealed does
+// not create archives/.
+func TestRecover_NeverSealed(t *testing.T) {
+	db := MustOpen(t)
+	r := New(db, Options{MaxBytes: 100 << 20, PruneAge: 24 * time.Hour})
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := os.Stat(Dir(db.Path)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("archives/ was created: %v", err)
+	}
+}

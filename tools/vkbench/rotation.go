@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/vibekit/vibekit-pipe/rotate"
+)
+
+// countArchivedRows sums the rows of db's archives, as `vibekit telemetry
+// archives` lists them.
+func countArchivedRows(ctx context.Context, bin, db string) (int64, error) {
+	var errBuf tailBuffer
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "vibekit"), "telemetry", "archives", "--db", db)
+	cmd.Stderr = &errBuf
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("list archives of %s: %w\n%s", db, err, errBuf.Bytes())
+	}
+	var n int64
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var a struct{ Rows int64 }
+		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+			return 0, fmt.Errorf("list archives of %s: %w", db, err)
+		}
+		n += a.Rows
+	}
+	return n, nil
+}
+
+var sealsRE = regexp.MustCompile(`seals (\d+), .*longest switch ([0-9.]+ ms)`)
+
+// statsLines picks the seal figures out of the rotating ingest's --stats.
+func statsLines(stderr []byte, name string) []string {
+	m := sealsRE.FindSubmatch(stderr)
+	if m == nil {
+		return []string{fmt.Sprintf("%s: no seal reported", name)}
+	}
+	return []string{fmt.Sprintf("%s: %s seals; the longest switch (the only time ingest waits for a seal) took %s", name, m[1], m[2])}
+}
+
+// compareCompression restores the first archive of the rotating ingest (a
+// database of about 100 MB) and compresses it as a seal does, and with the
+// zstd tool at level 3, one thread each.
+func compareCompression(ctx context.Context, bin, rotdb, work string, stderr io.Writer) ([]string, error) {
+	as, err := rotate.List(rotdb)
+	if err != nil || len(as) == 0 {
+		return []string{"no archive to compare compression on"}, err
+	}
+	if _, err := exec.LookPath("zstd"); err != nil {
+		return []string{"the zstd tool is not on PATH: compression not compared"}, nil
+	}
+	sealed := filepath.Join(work, "sealed.db")
+	os.Remove(sealed)
+	restore := exec.CommandContext(ctx, filepath.Join(bin, "vibekit"), "telemetry", "archives", "restore", "--db", rotdb, as[0].Name, "--to", sealed)
+	if out, err := restore.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("restore %s: %w\n%s", as[0].Name, err, out)
+	}
+	defer os.Remove(sealed)
+	fi, err := os.Stat(sealed)
+	if err != nil {
+		return nil, err
+	}
+	if err := warmCache(sealed); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "vkbench: compressing %s (%.0f MB) as a seal does, and with zstd -3\n", as[0].Name, float64(fi.Size())/1e6)
+	ours := filepath.Join(work, "sealed.ours.zst")
+	theirs := filepath.Join(work, "sealed.zstd.zst")
+	defer os.Remove(ours)
+	defer os.Remove(theirs)
+	os.Remove(ours)
+	began := time.Now()
+	oursSize, err := rotate.Compress(ctx, sealed, ours, 1)
+	oursWall := time.Since(began)
+	if err != nil {
+		return nil, err
+	}
+	began = time.Now()
+	if out, err := exec.CommandContext(ctx, "zstd", "-3", "-T1", "-q", "-f", sealed, "-o", theirs).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("zstd -3: %w\n%s", err, out)
+	}
+	theirWall := time.Since(began)
+	tfi, err := os.Stat(theirs)
+	if err != nil {
+		return nil, err
+	}
+	mbps := func(d time.Duration) float64 { return float64(fi.Size()) / 1e6 / d.Seconds() }
+	return []string{
+		fmt.Sprintf("compressing a sealed database of %.1f MB (one thread, fsync included): ours %.0f MB/s, ratio %.2f; `zstd -3 -T1` %.0f MB/s, ratio %.2f: %.2fx the speed of zstd -3",
+			float64(fi.Size())/1e6, mbps(oursWall), float64(fi.Size())/float64(oursSize), mbps(theirWall),
+			float64(fi.Size())/float64(tfi.Size()), theirWall.Seconds()/oursWall.Seconds()),
+	}, nil
+}
