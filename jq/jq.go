@@ -54,8 +54,9 @@ type Program struct {
 	Timeout time.Duration // per input value; DefaultTimeout if zero
 }
 
-// Compile parses and compiles src.
-func Compile(src string) (*Program, error) {
+// Compile parses and compiles src. vars names the variables (with their $)
+// that the program may use; each run passes their values in that order.
+func Compile(src string, vars ...string) (*Program, error) {
 	q, err := gojq.Parse(src)
 	if err != nil {
 		var pe *gojq.ParseError
@@ -66,7 +67,7 @@ func Compile(src string) (*Program, error) {
 		}
 		return nil, &CompileError{Src: src, Offset: -1, Err: err}
 	}
-	code, err := gojq.Compile(q, gojq.WithEnvironLoader(func() []string { return nil }))
+	code, err := gojq.Compile(q, gojq.WithEnvironLoader(func() []string { return nil }), gojq.WithVariables(vars))
 	if err != nil {
 		return nil, &CompileError{Src: src, Offset: -1, Err: err}
 	}
@@ -122,12 +123,18 @@ var ErrTimeout = errors.New("jq: program ran too long on one value")
 // Run runs the program on v and calls emit with each output. A jq error
 // (`error("x")`, a type error) is returned as an error.
 func (r *Runner) Run(ctx context.Context, v any, emit func(any) error) error {
+	return r.RunWith(ctx, v, nil, emit)
+}
+
+// RunWith is Run with the values of the variables the program was compiled
+// with, in their order.
+func (r *Runner) RunWith(ctx context.Context, v any, vars []any, emit func(any) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.cancel.Store(&cancel)
 	r.started.Store(time.Now().UnixNano())
 	defer r.started.Store(0)
-	iter := r.p.code.RunWithContext(ctx, v)
+	iter := r.p.code.RunWithContext(ctx, v, vars...)
 	for {
 		out, ok := iter.Next()
 		if !ok {
