@@ -136,23 +136,38 @@ func (m *Mapper) Pending() bool { return m.holding }
 // timeout or an output that is not a valid record is returned as the
 // reject reason, and nothing is emitted.
 func (m *Mapper) Line(data []byte, partial bool, now time.Time, emit func(vibekit.Record)) (n int, err error) {
+	obj, ok := DecodeObject(data)
+	if !ok {
+		return m.Text(vibekit.ValidUTF8(data), partial, now, emit), nil
+	}
+	return m.Value(obj, now, emit)
+}
+
+// DecodeObject decodes a line that is one JSON object, the lines a map
+// program is given; ok is false for any other line. Line calls it; a caller
+// may call it in another goroutine (decoding is a third of the work) and
+// give the object to Value, and the line to Text when ok is false.
+func DecodeObject(data []byte) (obj map[string]any, ok bool) {
 	i := 0
 	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n') {
 		i++
 	}
 	if i == len(data) || data[i] != '{' {
-		return m.Text(vibekit.ValidUTF8(data), partial, now, emit), nil
+		return nil, false
 	}
 	v, err := vibekit.DecodeValue(data)
 	if err != nil {
-		return m.Text(vibekit.ValidUTF8(data), partial, now, emit), nil
+		return nil, false
 	}
-	return m.Value(v, now, emit)
+	obj, ok = v.(map[string]any)
+	return obj, ok
 }
 
-// Value maps one decoded JSON value read at now, as Line does.
-func (m *Mapper) Value(v any, now time.Time, emit func(vibekit.Record)) (int, error) {
-	m.vars[0] = m.cur.SessionID
+// Value maps one input object read at now, as Line does.
+func (m *Mapper) Value(v map[string]any, now time.Time, emit func(vibekit.Record)) (int, error) {
+	if s, _ := m.vars[0].(string); s != m.cur.SessionID {
+		m.vars[0] = m.cur.SessionID // boxing allocates: only on a change
+	}
 	outs := m.outs[:0]
 	defer func() { clear(outs); m.outs = outs[:0] }()
 	err := m.run.RunWith(context.Background(), v, m.vars, func(out any) error {

@@ -76,6 +76,9 @@ func TestPresets(t *testing.T) {
 			if !ok {
 				t.Fatalf("no preset %q", tt.preset)
 			}
+			if _, err := CompilePreset(tt.preset); err != nil {
+				t.Fatal(err)
+			}
 			data, err := os.ReadFile(filepath.Join("..", "testdata", "agents", tt.file+".ndjson"))
 			if err != nil {
 				t.Fatal(err)
@@ -140,10 +143,15 @@ func TestPresetNames(t *testing.T) {
 		t.Fatalf("PresetNames() = %s", got)
 	}
 	for _, name := range PresetNames() {
-		src, _ := Preset(name)
-		if _, err := CompileMap(src); err != nil {
+		p, err := CompilePreset(name)
+		if err != nil {
 			t.Errorf("preset %s: %v", name, err)
+		} else if p.Timeout >= 0 {
+			t.Errorf("preset %s runs with a time limit", name)
 		}
+	}
+	if _, err := CompilePreset("gemini"); err == nil || !strings.Contains(err.Error(), "presets: claude, codex") {
+		t.Errorf("CompilePreset(gemini): err = %v", err)
 	}
 	for _, name := range []string{"", "nope", "../jq", "claude.jq"} {
 		if _, ok := Preset(name); ok {

@@ -2,6 +2,7 @@ package jq
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"slices"
 	"strings"
@@ -23,6 +24,22 @@ func Preset(name string) (src string, ok bool) {
 		return "", false
 	}
 	return string(b), true
+}
+
+// CompilePreset compiles the preset called name as a map program. Presets
+// end on every input (they only walk it), so they run without the time
+// limit, which costs on every step.
+func CompilePreset(name string) (*Program, error) {
+	src, ok := Preset(name)
+	if !ok {
+		return nil, fmt.Errorf("no preset %q (presets: %s)", name, strings.Join(PresetNames(), ", "))
+	}
+	p, err := CompileMap(src)
+	if err != nil {
+		return nil, fmt.Errorf("preset %s: %w", name, err)
+	}
+	p.Timeout = -1
+	return p, nil
 }
 
 // PresetNames lists the presets, sorted.

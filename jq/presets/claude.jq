@@ -31,34 +31,37 @@ def content_text:
   else tojson end;
 
 (.session_id // $session) as $sid
-| (if .parent_tool_use_id then {parent_tool_use_id} else {} end) as $parent
+| (if .parent_tool_use_id then {parent_tool_use_id} else null end) as $parent
+# Metadata every row of the message carries: its parent tool use (a
+# subagent's message) and an assistant message's error. Usually none.
+| ($parent + (if .type == "assistant" and .error then {error} else null end)) as $extra
 | def row($type; $data; $meta):
-    {sessionId: $sid, eventType: $type, agentType: agent, streamData: $data, metadata: $meta};
+    {sessionId: $sid, eventType: $type, agentType: agent, streamData: $data,
+     metadata: (if $extra then $meta + $extra else $meta end)};
 
 if .type == "system" and .subtype == "init" then
   {sessionId: $sid, eventType: "start", agentType: agent, prompt: $prompt,
    metadata: ({kind: "init", model, cwd, permissionMode, tools, mcp_servers, claude_code_version} | drop_nulls)}
 
 elif .type == "assistant" then
-  ($parent + ({error} | drop_nulls)) as $extra
-  | .message.content[]?
-  | if .type == "text" then row("stream"; .text; {kind: "text"} + $extra)
-    elif .type == "tool_use" then row("stream"; .input | tojson; {kind: "tool_use", tool: .name, tool_use_id: .id} + $extra)
-    elif .type == "thinking" then row("stream"; .thinking; {kind: "thinking"} + $extra)
-    else row("stream"; tojson; {kind: .type} + $extra)
+  .message.content[]?
+  | if .type == "text" then row("stream"; .text; {kind: "text"})
+    elif .type == "tool_use" then row("stream"; .input | tojson; {kind: "tool_use", tool: .name, tool_use_id: .id})
+    elif .type == "thinking" then row("stream"; .thinking; {kind: "thinking"})
+    else row("stream"; tojson; {kind: .type})
     end
 
 elif .type == "user" then
   .message.content as $content
   | if ($content | type) == "string" then
-      row("stream"; $content; {kind: "user"} + $parent) + (if $parent == {} then {prompt: $content} else {} end)
+      row("stream"; $content; {kind: "user"}) + (if $parent then {} else {prompt: $content} end)
     else
       $content[]?
       | if .type == "tool_result" then
-          row("stream"; .content | content_text; {kind: "tool_result", tool_use_id, is_error: (.is_error // false)} + $parent)
+          row("stream"; .content | content_text; {kind: "tool_result", tool_use_id, is_error: (.is_error // false)})
         elif .type == "text" then
-          row("stream"; .text; {kind: "user"} + $parent) + (if $parent == {} then {prompt: .text} else {} end)
-        else row("stream"; tojson; {kind: .type} + $parent)
+          row("stream"; .text; {kind: "user"}) + (if $parent then {} else {prompt: .text} end)
+        else row("stream"; tojson; {kind: .type})
         end
     end
 

@@ -20,7 +20,6 @@
 # $agent, $mode, $prompt, $sandbox, $repo are the flags, null when not given.
 
 def agent: $agent // "codex";
-def drop_nulls: with_entries(select(.value != null));
 def row($type; $data; $meta):
   {sessionId: $session, eventType: $type, agentType: agent, streamData: $data, metadata: $meta};
 
@@ -41,15 +40,17 @@ def item_text:
   else tojson
   end;
 
-# What an item's metadata says besides its kind and phase.
+# What an item's metadata says besides its kind and phase. (Objects are
+# built field by field: with_entries would cost more than the rest.)
 def item_meta:
-  if .type == "command_execution" then {tool: "command_execution", command, exit_code, status}
+  if .type == "command_execution" then
+    {tool: "command_execution", command, status} + (if .exit_code != null then {exit_code} else {} end)
   elif .type == "file_change" then {tool: "file_change", changes, status}
   elif .type == "mcp_tool_call" then {tool, server, status} + (if .error then {error: .error.message} else {} end)
   elif .type == "web_search" then {tool: "web_search", query}
-  else {status}
-  end
-  | drop_nulls;
+  elif .status then {status}
+  else {}
+  end;
 
 if .type == "thread.started" then
   {sessionId: .thread_id, eventType: "start", agentType: agent, prompt: $prompt,
