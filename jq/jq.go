@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,13 +50,17 @@ func (e *CompileError) Unwrap() error { return e.Err }
 
 // Program is a compiled jq program.
 type Program struct {
-	src     string
-	code    *gojq.Code
-	Timeout time.Duration // per input value; DefaultTimeout if zero
+	src  string
+	code *gojq.Code
+	// Timeout is how long a run on one input value may take: DefaultTimeout
+	// if zero, no limit if negative. A limit costs a little on every step
+	// of the program; programs known to end (the presets) go without.
+	Timeout time.Duration
 }
 
-// Compile parses and compiles src.
-func Compile(src string) (*Program, error) {
+// Compile parses and compiles src. vars names the variables (with their $)
+// that the program may use; each run passes their values in that order.
+func Compile(src string, vars ...string) (*Program, error) {
 	q, err := gojq.Parse(src)
 	if err != nil {
 		var pe *gojq.ParseError
@@ -66,7 +71,7 @@ func Compile(src string) (*Program, error) {
 		}
 		return nil, &CompileError{Src: src, Offset: -1, Err: err}
 	}
-	code, err := gojq.Compile(q, gojq.WithEnvironLoader(func() []string { return nil }))
+	code, err := gojq.Compile(q, gojq.WithEnvironLoader(func() []string { return nil }), gojq.WithVariables(vars))
 	if err != nil {
 		return nil, &CompileError{Src: src, Offset: -1, Err: err}
 	}
@@ -78,14 +83,23 @@ func Compile(src string) (*Program, error) {
 type Runner struct {
 	p       *Program
 	started atomic.Int64 // UnixNano when the current run began; 0 when idle
-	cancel  atomic.Pointer[context.CancelFunc]
 	stop    chan struct{}
+
+	// The context runs use. It lives across runs (making one per value
+	// costs more than some programs do) and is replaced after the watchdog
+	// cancels it or when a run brings another parent.
+	mu     sync.Mutex
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // NewRunner starts a runner; Close stops its watchdog.
 func (p *Program) NewRunner() *Runner {
 	r := &Runner{p: p, stop: make(chan struct{})}
-	go r.watch()
+	if p.Timeout >= 0 {
+		go r.watch()
+	}
 	return r
 }
 
@@ -105,16 +119,39 @@ func (r *Runner) watch() {
 			return
 		case now := <-tick.C:
 			if s := r.started.Load(); s != 0 && now.UnixNano()-s > int64(r.timeout()) {
-				if c := r.cancel.Load(); c != nil {
-					(*c)()
+				r.mu.Lock()
+				if r.cancel != nil {
+					r.cancel()
 				}
+				r.mu.Unlock()
 			}
 		}
 	}
 }
 
 // Close stops the watchdog.
-func (r *Runner) Close() { close(r.stop) }
+func (r *Runner) Close() {
+	close(r.stop)
+	r.mu.Lock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.mu.Unlock()
+}
+
+// runContext returns the context for a run under parent.
+func (r *Runner) runContext(parent context.Context) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx == nil || r.parent != parent || r.ctx.Err() != nil {
+		if r.cancel != nil {
+			r.cancel()
+		}
+		r.parent = parent
+		r.ctx, r.cancel = context.WithCancel(parent)
+	}
+	return r.ctx
+}
 
 // ErrTimeout is returned when a program runs too long on one value.
 var ErrTimeout = errors.New("jq: program ran too long on one value")
@@ -122,12 +159,19 @@ var ErrTimeout = errors.New("jq: program ran too long on one value")
 // Run runs the program on v and calls emit with each output. A jq error
 // (`error("x")`, a type error) is returned as an error.
 func (r *Runner) Run(ctx context.Context, v any, emit func(any) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	r.cancel.Store(&cancel)
-	r.started.Store(time.Now().UnixNano())
-	defer r.started.Store(0)
-	iter := r.p.code.RunWithContext(ctx, v)
+	return r.RunWith(ctx, v, nil, emit)
+}
+
+// RunWith is Run with the values of the variables the program was compiled
+// with, in their order.
+func (r *Runner) RunWith(parent context.Context, v any, vars []any, emit func(any) error) error {
+	ctx := parent
+	if r.p.Timeout >= 0 {
+		ctx = r.runContext(parent)
+		r.started.Store(time.Now().UnixNano())
+		defer r.started.Store(0)
+	}
+	iter := r.p.code.RunWithContext(ctx, v, vars...)
 	for {
 		out, ok := iter.Next()
 		if !ok {
@@ -135,8 +179,8 @@ func (r *Runner) Run(ctx context.Context, v any, emit func(any) error) error {
 		}
 		if err, ok := out.(error); ok {
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-				if parent := context.Cause(ctx); parent != nil && !errors.Is(parent, context.Canceled) {
-					return parent
+				if parent.Err() != nil {
+					return context.Cause(parent)
 				}
 				return fmt.Errorf("%w (limit %v)", ErrTimeout, r.timeout())
 			}

@@ -89,3 +89,46 @@ func TestRunner_Error(t *testing.T) {
 		t.Fatalf("err = %v, want a jq type error", err)
 	}
 }
+
+func TestRunner_NoTimeout(t *testing.T) {
+	p, err := Compile(`[range(3)] | add`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Timeout = -1
+	r := p.NewRunner()
+	defer r.Close()
+	got := runAllWith(t, r, nil)
+	if len(got) != 1 || got[0] != "3" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestRunner_ParentCancelled(t *testing.T) {
+	p, _ := Compile(`def f: f; f`)
+	p.Timeout = 200 * time.Millisecond
+	r := p.NewRunner()
+	defer r.Close()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("stopped by signal"))
+	err := r.Run(ctx, nil, func(any) error { return nil })
+	if err == nil || err.Error() != "stopped by signal" {
+		t.Fatalf("err = %v, want the parent's cause", err)
+	}
+	// A new parent gets a fresh context, and the limit still holds.
+	if err := r.Run(context.Background(), 1, func(any) error { return nil }); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("after a cancelled parent: err = %v, want ErrTimeout", err)
+	}
+}
+
+func runAllWith(t *testing.T, r *Runner, vars []any) []string {
+	t.Helper()
+	var out []string
+	if err := r.RunWith(context.Background(), nil, vars, func(v any) error {
+		out = append(out, string(AppendValue(nil, v)))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -1,0 +1,285 @@
+package jq
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+var base = time.UnixMilli(1_764_000_000_000)
+
+// mapLines runs lines through a Mapper, reading line i at base+i seconds,
+// and finishes with status at the second after the last line.
+func mapLines(t testing.TB, src string, o MapOptions, lines []string, status string) []vibekit.Record {
+	t.Helper()
+	p, err := CompileMap(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMapper(p, o)
+	defer m.Close()
+	var recs []vibekit.Record
+	emit := func(r vibekit.Record) { recs = append(recs, r) }
+	for i, l := range lines {
+		if _, err := m.Line([]byte(l), false, base.Add(time.Duration(i)*time.Second), emit); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+	}
+	m.Finish(base.Add(time.Duration(len(lines))*time.Second), status, emit)
+	return recs
+}
+
+func splitLines(data []byte) []string {
+	s := strings.TrimSuffix(string(data), "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+func encode(recs []vibekit.Record) []byte {
+	var b []byte
+	for i := range recs {
+		b = vibekit.AppendJSON(b, &recs[i])
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// TestPresets maps the transcripts in testdata/agents through their preset
+// and compares the records with jq/testdata/*.records.ndjson (-update
+// rewrites them).
+func TestPresets(t *testing.T) {
+	tests := []struct {
+		file, preset, prompt string
+	}{
+		{"claude-plain", "claude", "What does `make bench` do in this repo?"},
+		{"claude-tools", "claude", ""}, // the prompt comes from the first user message
+		{"claude-failed", "claude", "Upgrade all dependencies and make the tests pass"},
+		{"claude-cut", "claude", "Run the tests with -race"},
+		{"codex-plain", "codex", "What does make bench do?"},
+		{"codex-tools", "codex", ""},
+		{"codex-failed", "codex", "Upgrade all dependencies"},
+		{"codex-cut", "codex", "Run the tests with -race"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			src, ok := Preset(tt.preset)
+			if !ok {
+				t.Fatalf("no preset %q", tt.preset)
+			}
+			if _, err := CompilePreset(tt.preset); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(filepath.Join("..", "testdata", "agents", tt.file+".ndjson"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := mapLines(t, src, MapOptions{Session: "pipe-flag-session", Prompt: tt.prompt}, splitLines(data), "success")
+			got := encode(recs)
+			golden := filepath.Join("testdata", tt.file+".records.ndjson")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("records differ from %s (go test ./jq -run TestPresets -update rewrites it):\n%s", golden, got)
+			}
+			checkSessions(t, recs, tt.prompt != "" || tt.file == "claude-tools")
+		})
+	}
+}
+
+// checkSessions checks what every mapped run must hold: one start row per
+// session, first, with a prompt if one was given; nothing after an end row;
+// an end or error row for each session.
+func checkSessions(t *testing.T, recs []vibekit.Record, prompt bool) {
+	t.Helper()
+	started := map[string]bool{}
+	ended := map[string]bool{}  // an end row: nothing may follow
+	failed := map[string]bool{} // an error row: codex may go on after one
+	for i, r := range recs {
+		switch {
+		case ended[r.SessionID]:
+			t.Errorf("row %d (%s) after the end of session %s", i+1, r.EventType, r.SessionID)
+		case r.EventType == vibekit.EventStart:
+			if started[r.SessionID] {
+				t.Errorf("row %d: a second start row for %s", i+1, r.SessionID)
+			}
+			if prompt && r.Prompt == "" {
+				t.Errorf("row %d: start row without a prompt", i+1)
+			}
+			started[r.SessionID] = true
+		case !started[r.SessionID]:
+			t.Errorf("row %d (%s) before session %s started", i+1, r.EventType, r.SessionID)
+		case r.EventType == vibekit.EventEnd:
+			ended[r.SessionID] = true
+		case r.EventType == vibekit.EventError:
+			failed[r.SessionID] = true
+		}
+	}
+	for s := range started {
+		if !ended[s] && !failed[s] {
+			t.Errorf("session %s has no end or error row", s)
+		}
+	}
+}
+
+func TestPresetNames(t *testing.T) {
+	if got := strings.Join(PresetNames(), ","); got != "claude,codex" {
+		t.Fatalf("PresetNames() = %s", got)
+	}
+	for _, name := range PresetNames() {
+		p, err := CompilePreset(name)
+		if err != nil {
+			t.Errorf("preset %s: %v", name, err)
+		} else if p.Timeout >= 0 {
+			t.Errorf("preset %s runs with a time limit", name)
+		}
+	}
+	if _, err := CompilePreset("gemini"); err == nil || !strings.Contains(err.Error(), "presets: claude, codex") {
+		t.Errorf("CompilePreset(gemini): err = %v", err)
+	}
+	for _, name := range []string{"", "nope", "../jq", "claude.jq"} {
+		if _, ok := Preset(name); ok {
+			t.Errorf("Preset(%q) found", name)
+		}
+	}
+}
+
+func TestMapper(t *testing.T) {
+	o := MapOptions{Session: "flag", Agent: "gemini", Mode: "chat", Prompt: "p0", RepoURL: "https://example.com/r"}
+	tests := []struct {
+		name   string
+		src    string
+		lines  []string
+		status string
+		want   []string // records as "sessionId eventType agentType prompt|streamData|metadata"
+	}{
+		{
+			name:  "defaults come from the flags and the flag session gets start and end rows",
+			src:   `{streamData: .msg}`,
+			lines: []string{`{"msg":"a"}`, `plain text`, `{"msg":"b"}`},
+			want: []string{
+				`flag start gemini p0||`,
+				`flag stream gemini |a|`,
+				`flag stream gemini |plain text|`,
+				`flag stream gemini |b|`,
+				`flag end gemini ||{"duration":3000,"lines":3,"status":"success"}`,
+			},
+		},
+		{
+			name:   "a program's session ends incomplete, or with the stop's status",
+			src:    `if .t == "init" then {sessionId: .id, eventType: "start", prompt: "x"} else {streamData: .msg} end`,
+			lines:  []string{`{"t":"init","id":"s1"}`, `{"msg":"a"}`, `not json {`},
+			status: "interrupted",
+			want: []string{
+				`s1 start gemini x||`,
+				`s1 stream gemini |a|`,
+				`s1 stream gemini |not json {|`,
+				`s1 end gemini ||{"duration":3000,"lines":3,"status":"interrupted"}`,
+			},
+		},
+		{
+			name:  "a start row without a prompt takes the next row's",
+			src:   `if .t == "init" then {sessionId: .id, eventType: "start"} else {prompt: .p, streamData: .p} end`,
+			lines: []string{`{"t":"init","id":"s1"}`, `{"p":"fix it"}`, `{"p":"later"}`},
+			want: []string{
+				`s1 start gemini fix it||`,
+				`s1 stream gemini fix it|fix it|`,
+				`s1 stream gemini later|later|`,
+				`s1 end gemini ||{"duration":3000,"lines":3,"status":"incomplete"}`,
+			},
+		},
+		{
+			name:  "a held start row is released by the end of input",
+			src:   `{sessionId: "s1", eventType: "start"}`,
+			lines: []string{`{}`},
+			want: []string{
+				`s1 start gemini ||`,
+				`s1 end gemini ||{"duration":1000,"lines":1,"status":"incomplete"}`,
+			},
+		},
+		{
+			name:  "empty drops, several outputs, end closes, tool names follow tool_use_id",
+			src:   `if .skip then empty else ({sessionId: "s", eventType: .e, metadata: .m}, ({eventType: "stream", streamData: "again"} | select($session == "s"))) end`,
+			lines: []string{`{"skip":true}`, `{"e":"start","m":{"tool":"Bash","tool_use_id":"t1"}}`, `{"e":"stream","m":{"tool_use_id":"t1"}}`, `{"e":"end"}`},
+			want: []string{
+				`s start gemini ||{"tool":"Bash","tool_use_id":"t1"}`, // $session was still "flag"
+				`s stream gemini ||{"tool":"Bash","tool_use_id":"t1"}`,
+				`s stream gemini |again|`,
+				`s end gemini ||`,
+				`s stream gemini |again|`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status := tt.status
+			if status == "" {
+				status = "success"
+			}
+			recs := mapLines(t, tt.src, o, tt.lines, status)
+			var got []string
+			for _, r := range recs {
+				if r.RepoURL != o.RepoURL || r.Mode != o.Mode {
+					t.Errorf("record %+v lost the flags' mode or repo", r)
+				}
+				got = append(got, r.SessionID+" "+string(r.EventType)+" "+r.AgentType+" "+r.Prompt+"|"+r.StreamData+"|"+string(r.Metadata))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestMapper_Errors(t *testing.T) {
+	tests := []struct{ src, line, err string }{
+		{`"text"`, `{}`, "map output 1 is a string, not an object"},
+		{`{eventType: "begin"}`, `{}`, `map output 1: event type "begin"`},
+		{`{}, {metadata: 1}`, `{}`, "map output 2: metadata must be a JSON object"},
+		{`error("no")`, `{}`, "jq: error: no"},
+		{`range(20000) | {}`, `{}`, "more than 10000 records"},
+	}
+	for _, tt := range tests {
+		p, err := CompileMap(tt.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := NewMapper(p, MapOptions{Session: "s"})
+		emitted := 0
+		n, err := m.Line([]byte(tt.line), false, base, func(vibekit.Record) { emitted++ })
+		if err == nil || !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("%s: err = %v, want %q", tt.src, err, tt.err)
+		}
+		if n != 0 || emitted != 0 {
+			t.Errorf("%s: a failed line gave %d records, emitted %d", tt.src, n, emitted)
+		}
+		m.Close()
+	}
+}
+
+func TestMapper_PartialText(t *testing.T) {
+	p, _ := CompileMap(`{}`)
+	m := NewMapper(p, MapOptions{Session: "s"})
+	defer m.Close()
+	var recs []vibekit.Record
+	m.Line([]byte(`{"cut":`), true, base, func(r vibekit.Record) { recs = append(recs, r) })
+	if len(recs) != 2 || recs[1].StreamData != `{"cut":` || string(recs[1].Metadata) != `{"partial":true}` || recs[1].AgentType != "unknown" {
+		t.Fatalf("got %+v", recs)
+	}
+}
