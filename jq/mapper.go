@@ -124,6 +124,12 @@ func (m *Mapper) Close() { m.run.Close() }
 // Session is the current session id ($session).
 func (m *Mapper) Session() string { return m.cur.SessionID }
 
+// Started tells the Mapper that the caller wrote the start row of the
+// --session session and will write its end row itself (vibekit-pipe does so
+// for a command it runs, with the command's exit code): the Mapper writes
+// neither. Call it before the first line.
+func (m *Mapper) Started() { m.flagStarted = true }
+
 // Pending reports whether a start row is held back, waiting for the next
 // record. A follower must not checkpoint past the line it came from while
 // one is: it is in no batch yet.

@@ -283,3 +283,20 @@ func TestMapper_PartialText(t *testing.T) {
 		t.Fatalf("got %+v", recs)
 	}
 }
+
+// TestMapper_Started is a caller that writes the --session session's start
+// and end rows itself: the Mapper writes neither, and text lines still go to
+// that session.
+func TestMapper_Started(t *testing.T) {
+	p, _ := CompileMap(`{}`)
+	m := NewMapper(p, MapOptions{Session: "s", Prompt: "p"})
+	defer m.Close()
+	m.Started()
+	var recs []vibekit.Record
+	emit := func(r vibekit.Record) { recs = append(recs, r) }
+	m.Line([]byte("plain text"), false, base, emit)
+	m.Finish(base.Add(time.Second), "success", emit)
+	if len(recs) != 1 || recs[0].EventType != vibekit.EventStream || recs[0].SessionID != "s" {
+		t.Fatalf("got %+v, want the text row only", recs)
+	}
+}
