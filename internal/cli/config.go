@@ -22,6 +22,8 @@ var settingNames = map[string]bool{
 	"sandbox-id": true, "repo-url": true, "quiet": true, "stats": true, "jq-timeout": true,
 	"timeout": true, "user-key": true,
 	"max-size-mb": true, "prune-days": true, "max-archive-mb": true,
+	// --print-preset is an action, not a setting: no config key.
+	"preset": true, "map": true, "redact": true, "redact-pattern": true, "hash-field": true, "hash-key": true,
 }
 
 // ffOptions gives flags > VIBEKIT_* environment > config file (--config or

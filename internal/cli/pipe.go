@@ -51,6 +51,8 @@ type pipeOptions struct {
 	stats     bool
 	maxSizeMB int
 	pruneDays int
+
+	agentOptions // --preset, --map, redaction, a command to run: agent.go
 }
 
 const pipeLongHelp = `vibekit-pipe stores what it reads from stdin in a SQLite telemetry database
@@ -97,10 +99,11 @@ func newPipeCommand(o *pipeOptions) *ffcli.Command {
 	fs.BoolVar(&o.stats, "stats", false, "print ingest metrics to stderr at exit")
 	fs.IntVar(&o.maxSizeMB, "max-size-mb", 100, "seal the database into archives/ when its data passes this many `MB` (0: never)")
 	fs.IntVar(&o.pruneDays, "prune-days", 0, "delete rows and archives older than this many `days`, at start and hourly (0: never)")
+	o.agentOptions.register(fs)
 	addConfigFlag(fs)
 	return &ffcli.Command{
 		Name:       "vibekit-pipe",
-		ShortUsage: "vibekit-pipe [flags] < input",
+		ShortUsage: "vibekit-pipe [flags] < input\n  vibekit-pipe [flags] -- command [args...]",
 		ShortHelp:  "store agent output and telemetry events in SQLite, passing them through",
 		LongHelp:   pipeLongHelp,
 		FlagSet:    fs,
@@ -114,8 +117,8 @@ func RunPipe(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 	cmd := newPipeCommand(&o)
 	cmd.FlagSet.SetOutput(stderr)
 	cmd.Exec = func(ctx context.Context, rest []string) error {
-		if len(rest) > 0 {
-			return usageErrorf("unexpected argument %q (input comes from stdin)", rest[0])
+		if err := o.parseCommand(args, rest); err != nil {
+			return err
 		}
 		if o.batchSize < 1 {
 			return usageErrorf("--stream-batch-size must be at least 1, not %d", o.batchSize)
@@ -129,12 +132,26 @@ func RunPipe(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 		if o.maxSizeMB < 0 || o.pruneDays < 0 {
 			return usageErrorf("--max-size-mb and --prune-days must not be negative (0 turns them off)")
 		}
+		if err := o.agentOptions.check(cmd.FlagSet); err != nil {
+			return err
+		}
+		if o.printPreset {
+			return printPresetProgram(stdout, o.preset)
+		}
 		return runPipe(ctx, &o, stdin, stdout, stderr)
 	}
 	return report(stderr, "vibekit-pipe", cmd.ParseAndRun(ctx, args))
 }
 
 func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr io.Writer) error {
+	if o.session == "" {
+		o.session = newSessionID(time.Now())
+	}
+	ag, err := newAgent(o)
+	if err != nil {
+		return err
+	}
+	defer ag.close()
 	db, err := sqlite.Open(o.db, sqlite.Options{EnableIndexes: o.indexes})
 	if err != nil {
 		return err
@@ -145,9 +162,6 @@ func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr
 		return err
 	}
 	defer rot.Close()
-	if o.session == "" {
-		o.session = newSessionID(time.Now())
-	}
 	p := &pipe{
 		o:       o,
 		db:      db,
@@ -155,10 +169,13 @@ func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr
 		stderr:  stderr,
 		now:     time.Now,
 		rotator: rot,
+		ag:      ag,
 	}
-	src := &reader.Stream{File: stdin, Name: "stdin", MaxLine: o.maxLine}
-	if !o.quiet {
-		src.Tee = stdout
+	var src source = &reader.Stream{File: stdin, Name: "stdin", MaxLine: o.maxLine, Tee: passThrough(o, stdout)}
+	if len(o.command) > 0 {
+		p.ag.cmd = &command{argv: o.command, stdin: stdin, stdout: passThrough(o, stdout), stderr: stderr, maxLine: o.maxLine}
+		p.startCommand(p.now())
+		src = p.ag.cmd
 	}
 	err = p.run(ctx, src)
 	rot.Close() // a seal under way finishes first
@@ -168,7 +185,18 @@ func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close database: %w", cerr)
 	}
+	if err == nil && p.ag.cmd != nil {
+		err = p.ag.cmd.err() // the command's exit code
+	}
 	return err
+}
+
+// passThrough is where input is copied to: stdout, or nowhere with --quiet.
+func passThrough(o *pipeOptions, stdout io.Writer) io.Writer {
+	if o.quiet {
+		return nil
+	}
+	return stdout
 }
 
 // newSessionID names a session by when it began, with a random suffix.
@@ -187,6 +215,7 @@ type pipe struct {
 	stderr  io.Writer
 	now     func() time.Time
 	rotator *rotate.Rotator // nil: no rotation or retention
+	ag      agent           // map program, redaction, command: agent.go
 
 	// The session of plain-text lines: started at its first line.
 	started   bool
@@ -264,7 +293,7 @@ func (p *pipe) run(ctx context.Context, src source) error {
 			if !ok {
 				in = nil
 				err := <-readErr
-				p.endSession(ctx, err)
+				p.endInput(ctx, err)
 				if err != nil && !errors.Is(err, reader.ErrOutputClosed) {
 					failure = err
 				}
@@ -299,10 +328,14 @@ func (p *pipe) run(ctx context.Context, src source) error {
 // handle maps one line to a row, a reject or a skip.
 func (p *pipe) handle(l *reader.Line, now time.Time) {
 	p.m.lines++
-	defer p.b.Checkpoint(vibekit.Checkpoint{Source: l.Source, Kind: "stdin", Offset: l.End, Line: l.Num}, now)
+	defer p.checkpoint(vibekit.Checkpoint{Source: l.Source, Kind: "stdin", Offset: l.End, Line: l.Num}, now)
 	if l.Overlong {
 		p.b.CountLine(l.Length, false, now)
 		p.reject(l, fmt.Sprintf("line is %d bytes, over the limit of %d (--max-line-bytes)", l.Length, p.o.maxLine), now)
+		return
+	}
+	if p.ag.takes(l) {
+		p.agentLine(l, l.Source, now)
 		return
 	}
 	var rec vibekit.Record
@@ -314,6 +347,7 @@ func (p *pipe) handle(l *reader.Line, now time.Time) {
 		p.m.skipped++
 	case kind == vibekit.LineRecord:
 		p.m.rows++
+		p.ag.redactRecord(&rec)
 		p.b.AddRecord(rec, l.Source, now)
 	case kind == vibekit.LineReject:
 		p.reject(l, err.Error(), now)
@@ -325,16 +359,19 @@ func (p *pipe) handle(l *reader.Line, now time.Time) {
 		if l.Partial {
 			rec.Metadata = json.RawMessage(`{"partial":true}`)
 		}
+		p.ag.redactText(&rec, l.Source)
 		p.b.AddRecord(rec, l.Source, now)
 	}
 }
 
 func (p *pipe) reject(l *reader.Line, reason string, now time.Time) {
 	p.m.rejects++
-	p.b.AddReject(vibekit.Reject{
+	rej := vibekit.Reject{
 		Source: l.Source, Line: l.Num, Offset: l.Offset, Length: l.Length,
 		Reason: reason, Raw: vibekit.ValidUTF8(l.Data), Time: now.UnixMilli(),
-	}, now)
+	}
+	p.ag.redactReject(&rej, l.Source)
+	p.b.AddReject(rej, now)
 }
 
 // sessionRecord is a row of the plain-text session, as the flags describe it.
@@ -363,17 +400,8 @@ func (p *pipe) endSession(ctx context.Context, readErr error) {
 		return
 	}
 	now := p.now()
-	status := "success"
-	switch {
-	case errors.Is(readErr, reader.ErrOutputClosed):
-		status = "output closed"
-	case readErr != nil:
-		status = "read error"
-	case ctx.Err() != nil:
-		status = "interrupted"
-	}
 	meta, _ := json.Marshal(map[string]any{
-		"status":   status,
+		"status":   inputStatus(ctx, readErr),
 		"duration": now.Sub(p.startTime).Milliseconds(),
 		"lines":    p.textLines,
 	})

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,7 +30,10 @@ func TestScript(t *testing.T) {
 		// testscript passes no VIBEKIT_* variables of the caller's through.
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("TZ", "UTC")
-			return nil
+			// The agent transcripts, for scripts to pipe through the presets.
+			agents, err := filepath.Abs("../../testdata/agents")
+			env.Setenv("AGENTS", agents)
+			return err
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"writefile":  cmdWritefile,

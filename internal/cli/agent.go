@@ -1,0 +1,290 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"time"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/jq"
+	"github.com/vibekit/vibekit-pipe/reader"
+	"github.com/vibekit/vibekit-pipe/redact"
+)
+
+// agentOptions are the flags of agent-aware ingest: a map program (--preset
+// or --map), redaction, and a command to run (the arguments after --).
+type agentOptions struct {
+	preset         string
+	mapProgram     string
+	printPreset    bool
+	redact         string
+	redactPatterns repeated
+	hashFields     repeated
+	hashKey        string
+
+	agentSet bool     // --agent was given (by flag, environment or config file)
+	command  []string // the command after --; empty: read stdin
+}
+
+func (a *agentOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.preset, "preset", "", "map each input line with this built-in jq `program`: "+strings.Join(jq.PresetNames(), ", "))
+	fs.StringVar(&a.mapProgram, "map", "", "map each input JSON object to records with this jq `program` (empty drops it)")
+	fs.BoolVar(&a.printPreset, "print-preset", false, "print the --preset program and exit")
+	fs.StringVar(&a.redact, "redact", "secrets", "redact `level`: none, secrets (API keys, tokens, private keys, URL passwords) or all (also emails and card numbers)")
+	fs.Var(&a.redactPatterns, "redact-pattern", "also redact what this `NAME=REGEX` matches, as [REDACTED:NAME] (repeatable)")
+	fs.Var(&a.hashFields, "hash-field", "store this `field` (metadata.userId, prompt, ...) as a keyed hash (repeatable; needs --hash-key)")
+	fs.StringVar(&a.hashKey, "hash-key", "", "secret `key` of the --hash-field hashes (better set in VIBEKIT_HASH_KEY than on the command line)")
+}
+
+// parseCommand takes the arguments left after the flags as the command to
+// run. They must follow "--": a stray argument is more likely a file the
+// user meant to read than a program to run.
+func (a *agentOptions) parseCommand(args, rest []string) error {
+	if len(rest) == 0 {
+		return nil
+	}
+	if i := len(args) - len(rest) - 1; i < 0 || args[i] != "--" {
+		return usageErrorf("unexpected argument %q (input comes from stdin; a command to run follows --)", rest[0])
+	}
+	a.command = rest
+	return nil
+}
+
+// check validates the agent flags and notes which were given.
+func (a *agentOptions) check(fs *flag.FlagSet) error {
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "agent" {
+			a.agentSet = true
+		}
+	})
+	if a.preset != "" && a.mapProgram != "" {
+		return usageErrorf("--preset and --map exclude each other: a preset is a map program")
+	}
+	if a.printPreset && a.preset == "" {
+		return usageErrorf("--print-preset prints the --preset program: name one (%s)", strings.Join(jq.PresetNames(), ", "))
+	}
+	if _, err := redact.ParseLevel(a.redact); err != nil {
+		return usageErrorf("--redact: %v", err)
+	}
+	return nil
+}
+
+// printPresetProgram prints the --preset program, for users to read or copy
+// into a --map of their own.
+func printPresetProgram(w io.Writer, name string) error {
+	src, ok := jq.Preset(name)
+	if !ok {
+		return usageErrorf("--preset: no preset %q (presets: %s)", name, strings.Join(jq.PresetNames(), ", "))
+	}
+	_, err := io.WriteString(w, src)
+	return err
+}
+
+// agent is the state of agent-aware ingest in one run: the map program, the
+// redactor and the command run. Its zero value does nothing.
+type agent struct {
+	mapper  *jq.Mapper                // nil: lines are not mapped
+	red     *redact.Redactor          // nil: nothing to redact
+	streams map[string]*redact.Stream // by source: a private key printed over several lines
+	cmd     *command                  // nil: no command runs
+}
+
+// newAgent compiles the map program and sets up redaction. It runs before
+// the database is opened, so that a bad program or pattern leaves no file.
+// It redacts the flags' values in o, so the rows the pipe makes of them are
+// clean.
+func newAgent(o *pipeOptions) (agent, error) {
+	var a agent
+	level, _ := redact.ParseLevel(o.redact)
+	ro := redact.Options{Level: level, HashFields: o.hashFields, HashKey: []byte(o.hashKey)}
+	for _, s := range o.redactPatterns {
+		p, err := redact.ParsePattern(s)
+		if err != nil {
+			return agent{}, usageErrorf("--redact-pattern: %v", err)
+		}
+		ro.Patterns = append(ro.Patterns, p)
+	}
+	r, err := redact.New(ro)
+	switch {
+	case errors.Is(err, redact.ErrNoHashKey):
+		return agent{}, usageErrorf("--hash-field needs a key: set VIBEKIT_HASH_KEY (or --hash-key) to a secret kept apart from the database")
+	case err != nil:
+		return agent{}, usageErrorf("%v", err)
+	}
+	if r.Enabled() {
+		a.red = r
+		a.streams = map[string]*redact.Stream{}
+		// The flags end up in rows: the prompt, sandbox, repo URL (which may
+		// hold a password) and, for --hash-field, the session id.
+		rec := vibekit.Record{SessionID: o.session, Mode: o.mode, Prompt: o.prompt, SandboxID: o.sandboxID, RepoURL: o.repoURL}
+		r.Record(&rec)
+		o.session, o.mode, o.prompt, o.sandboxID, o.repoURL = rec.SessionID, rec.Mode, rec.Prompt, rec.SandboxID, rec.RepoURL
+	}
+
+	var p *jq.Program
+	switch {
+	case o.preset != "":
+		if _, ok := jq.Preset(o.preset); !ok {
+			return agent{}, usageErrorf("--preset: no preset %q (presets: %s)", o.preset, strings.Join(jq.PresetNames(), ", "))
+		}
+		p, err = jq.CompilePreset(o.preset)
+	case o.mapProgram != "":
+		p, err = jq.CompileMap(o.mapProgram)
+	}
+	if err != nil {
+		return agent{}, err // a jq.CompileError: exit 3
+	}
+	if !o.agentSet && o.preset != "" {
+		// The preset's agent: its own rows name it anyway, and so do the
+		// --session session's (plain text between, a command's start and end).
+		o.agent, o.agentSet = o.preset, true
+	}
+	if p != nil {
+		mo := jq.MapOptions{Session: o.session, Mode: o.mode, Prompt: o.prompt, SandboxID: o.sandboxID, RepoURL: o.repoURL}
+		if o.agentSet {
+			mo.Agent = o.agent
+		}
+		a.mapper = jq.NewMapper(p, mo)
+	}
+	return a, nil
+}
+
+func (a agent) close() {
+	if a.mapper != nil {
+		a.mapper.Close()
+	}
+}
+
+// stream is the redaction state of one input's plain-text lines.
+func (a *agent) stream(source string) *redact.Stream {
+	s, ok := a.streams[source]
+	if !ok {
+		s = a.red.NewStream()
+		a.streams[source] = s
+	}
+	return s
+}
+
+// redactRecord redacts a record decoded from JSON: each one stands alone.
+func (a *agent) redactRecord(rec *vibekit.Record) {
+	if a.red != nil {
+		a.red.Record(rec)
+	}
+}
+
+// redactText redacts a row made of a plain-text line of source, in the
+// context of the lines before it.
+func (a *agent) redactText(rec *vibekit.Record, source string) {
+	if a.red != nil {
+		a.stream(source).Record(rec)
+	}
+}
+
+// redactReject redacts a rejected line of source and the reason, which may
+// quote it.
+func (a *agent) redactReject(rej *vibekit.Reject, source string) {
+	if a.red != nil {
+		a.stream(source).Reject(rej)
+	}
+}
+
+// takes reports whether l is the agent's to handle rather than the plain
+// pipe's: every line when a map program runs, and a command's stderr.
+func (a *agent) takes(l *reader.Line) bool {
+	return a.mapper != nil || a.cmd != nil && l.Source == stderrSource
+}
+
+// agentLine stores a line that the agent takes (see takes): a line of a
+// command's stderr, or a line through the map program. source is the name
+// its rows record.
+func (p *pipe) agentLine(l *reader.Line, source string, now time.Time) {
+	if len(bytes.TrimSpace(l.Data)) == 0 {
+		p.b.CountLine(l.Length, true, now)
+		p.m.skipped++
+		return
+	}
+	if l.Source == stderrSource {
+		p.stderrLine(l, source, now)
+		return
+	}
+	m := p.ag.mapper
+	emitted := 0
+	var rs *redact.Stream
+	emit := func(rec vibekit.Record) {
+		emitted++
+		if rs != nil {
+			rs.Record(&rec)
+		} else {
+			p.ag.redactRecord(&rec)
+		}
+		p.b.AddRecord(rec, source, now)
+	}
+	var (
+		n   int
+		err error
+	)
+	if obj, ok := jq.DecodeObject(l.Data); ok {
+		n, err = m.Value(obj, now, emit)
+	} else {
+		if p.ag.red != nil {
+			rs = p.ag.stream(l.Source)
+		}
+		n = m.Text(vibekit.ValidUTF8(l.Data), l.Partial, now, emit)
+	}
+	p.b.CountLine(l.Length, err == nil && n == 0, now)
+	switch {
+	case err != nil:
+		p.reject(l, err.Error(), now)
+	case n == 0:
+		p.m.skipped++ // the program dropped it (`empty`)
+	default:
+		p.m.rows++
+		p.m.generated += int64(emitted - 1) // held or added start rows, and a line's further records
+	}
+}
+
+// checkpoint records a source's position after a line, unless the map
+// program holds a start row back: that row is in no batch yet, so a followed
+// file must not be committed as read past the line it came from.
+func (p *pipe) checkpoint(c vibekit.Checkpoint, now time.Time) {
+	if p.ag.mapper != nil && p.ag.mapper.Pending() {
+		return
+	}
+	p.b.Checkpoint(c, now)
+}
+
+// endInput writes what ends the input's sessions: the map program's end
+// rows, a command's end or error row, or the plain-text session's end row.
+func (p *pipe) endInput(ctx context.Context, readErr error) {
+	if m := p.ag.mapper; m != nil {
+		now := p.now()
+		m.Finish(now, inputStatus(ctx, readErr), func(rec vibekit.Record) {
+			p.ag.redactRecord(&rec)
+			p.m.generated++
+			p.b.AddRecord(rec, "", now)
+		})
+	}
+	switch {
+	case p.ag.cmd != nil:
+		p.endCommand()
+	case p.ag.mapper == nil:
+		p.endSession(ctx, readErr)
+	}
+}
+
+// inputStatus says how the input ended, for end rows.
+func inputStatus(ctx context.Context, readErr error) string {
+	switch {
+	case errors.Is(readErr, reader.ErrOutputClosed):
+		return "output closed"
+	case readErr != nil:
+		return "read error"
+	case ctx.Err() != nil:
+		return "interrupted"
+	}
+	return "success"
+}
