@@ -17,6 +17,33 @@ type SessionSummary struct {
 	EventCount int64  `json:"eventCount"`
 	ErrorCount int64  `json:"errorCount"` // rows of type error
 	Status     string `json:"status"`
+	AgentUsage
+	// Tools are the tools called, sorted, comma-separated (a string keeps
+	// the summary comparable).
+	Tools string `json:"tools,omitempty"`
+}
+
+// AgentUsage is what the agent presets (and a command vibekit-pipe runs)
+// record of agent runs, summed over rows, from the rows' metadata:
+//   - CostUSD: total_cost_usd of end and error rows (claude's result);
+//   - InputTokens: usage.input_tokens of end and error rows, with claude's
+//     usage.cache_creation_input_tokens and cache_read_input_tokens (codex
+//     counts cached tokens in input_tokens); OutputTokens: usage.output_tokens;
+//   - Turns: num_turns of end and error rows (claude), or one per
+//     turn.completed or turn.failed row (codex);
+//   - ToolCalls: tool_use rows (claude) and completed tool items (codex:
+//     command_execution, file_change, mcp_tool_call, web_search);
+//   - FailedCommands: tool calls and commands that failed: tool results
+//     with is_error (claude), completed tool items with a non-zero
+//     exit_code or status failed (codex), a command vibekit-pipe ran that
+//     exited non-zero.
+type AgentUsage struct {
+	CostUSD        float64 `json:"costUsd,omitempty"`
+	InputTokens    int64   `json:"inputTokens,omitempty"`
+	OutputTokens   int64   `json:"outputTokens,omitempty"`
+	Turns          int64   `json:"turns,omitempty"`
+	ToolCalls      int64   `json:"toolCalls,omitempty"`
+	FailedCommands int64   `json:"failedCommands,omitempty"`
 }
 
 // Session statuses that the store derives; an end row's metadata.status
@@ -78,6 +105,12 @@ type Stats struct {
 	Groups                 []Share             `json:"groups,omitempty"`   // by GroupBy, most events first
 	By                     string              `json:"by,omitempty"`       // hour or day
 	Timeline               []Bucket            `json:"timeline,omitempty"` // by By, oldest first
+	AgentUsage
+	// Tools are the tools called, most calls first (Events counts calls);
+	// Failures the commands (or tools, when the command is not known) that
+	// failed, most failures first, at most ten.
+	Tools    []Share `json:"tools,omitempty"`
+	Failures []Share `json:"failures,omitempty"`
 }
 
 // AgentStats summarises one agent type.

@@ -28,9 +28,13 @@ func (db *DB) Sessions(ctx context.Context, f vibekit.Filter) ([]vibekit.Session
 		SUM(eventType = 'error') AS errs, SUM(eventType = 'end') AS ends FROM r GROUP BY sid),
 	first AS (SELECT sid, agentType, mode, MIN(timestamp) FROM r GROUP BY sid),
 	lastEnd AS (SELECT sid, CASE WHEN json_valid(metadata) THEN CAST(json_extract(metadata, '$.status') AS TEXT) END AS status,
-		MAX(timestamp) FROM r WHERE eventType = 'end' GROUP BY sid)
-	SELECT agg.sid, first.agentType, first.mode, st, et, n, errs, ends, lastEnd.status
-	FROM agg JOIN first ON first.sid = agg.sid LEFT JOIN lastEnd ON lastEnd.sid = agg.sid`
+		MAX(timestamp) FROM r WHERE eventType = 'end' GROUP BY sid),
+	am AS (` + agentRows("r", "sid", "") + `),
+	ag AS (SELECT sid, ` + agentSums + ` FROM am GROUP BY sid),
+	tools AS (SELECT sid, group_concat(call, char(31)) AS names FROM (SELECT DISTINCT sid, call FROM am WHERE call IS NOT NULL) GROUP BY sid)
+	SELECT agg.sid, first.agentType, first.mode, st, et, n, errs, ends, lastEnd.status, ` + agentCols + `, tools.names
+	FROM agg JOIN first ON first.sid = agg.sid LEFT JOIN lastEnd ON lastEnd.sid = agg.sid
+	LEFT JOIN ag ON ag.sid = agg.sid LEFT JOIN tools ON tools.sid = agg.sid`
 	var conds []string
 	if !from.IsZero() {
 		conds, args = append(conds, `st >= ?`), append(args, from.UnixMilli())
@@ -70,10 +74,14 @@ func (db *DB) Sessions(ctx context.Context, f vibekit.Filter) ([]vibekit.Session
 			agent, mode, status sql.NullString
 			start, end          sql.NullInt64
 			ends                int64
+			usage               usageScan
+			tools               sql.NullString
 		)
-		if err := rows.Scan(&s.SessionID, &agent, &mode, &start, &end, &s.EventCount, &s.ErrorCount, &ends, &status); err != nil {
+		dest := append([]any{&s.SessionID, &agent, &mode, &start, &end, &s.EventCount, &s.ErrorCount, &ends, &status}, usage.dest()...)
+		if err := rows.Scan(append(dest, &tools)...); err != nil {
 			return nil, fmt.Errorf("sessions: %w", err)
 		}
+		s.AgentUsage, s.Tools = usage.usage(), joinTools(tools.String)
 		s.AgentType, s.Mode = agent.String, mode.String
 		s.StartTime, s.EndTime, s.Duration = start.Int64, end.Int64, end.Int64-start.Int64
 		s.Status = vibekit.SessionStatus(ends > 0, status.String, s.ErrorCount)

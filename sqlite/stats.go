@@ -73,7 +73,7 @@ func (db *DB) Stats(ctx context.Context, f vibekit.Filter, opts StatsOptions) (*
 				return err
 			}
 		}
-		return nil
+		return agentStats(ctx, c, w, args, s)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -32,7 +33,9 @@ func newSessionCommand(e *env) *ffcli.Command {
 		ShortUsage: "vibekit telemetry session ID [flags]",
 		ShortHelp:  "summarise one session, or list its events",
 		LongHelp: `Prints the summary of one session: agent, mode, start, end, duration, event
-count, error count and status (see "sessions" for how the status is found).
+count, error count and status (see "sessions" for how the status is found),
+and what agent presets recorded: cost, tokens, turns, tool calls, failed
+commands and the tools called.
 On a terminal it prints text; to a pipe or file one JSON object with the
 fields that "sessions" prints.
 
@@ -117,4 +120,14 @@ func writeSessionText(w *bufio.Writer, s *vibekit.SessionSummary) {
 	fmt.Fprintf(w, "Events: %s\n", formatCount(s.EventCount))
 	fmt.Fprintf(w, "Errors: %s\n", formatCount(s.ErrorCount))
 	fmt.Fprintf(w, "Status: %s\n", s.Status)
+	if u := s.AgentUsage; u != (vibekit.AgentUsage{}) {
+		fmt.Fprintf(w, "Cost: $%.4f\n", u.CostUSD)
+		fmt.Fprintf(w, "Tokens: %s in, %s out\n", formatCount(u.InputTokens), formatCount(u.OutputTokens))
+		fmt.Fprintf(w, "Turns: %s\n", formatCount(u.Turns))
+		fmt.Fprintf(w, "Tool Calls: %s\n", formatCount(u.ToolCalls))
+		fmt.Fprintf(w, "Failed Commands: %s\n", formatCount(u.FailedCommands))
+	}
+	if s.Tools != "" {
+		fmt.Fprintf(w, "Tools: %s\n", strings.ReplaceAll(s.Tools, ",", ", "))
+	}
 }

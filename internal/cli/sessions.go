@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"flag"
+	"slices"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -15,6 +16,10 @@ var sessionColumns = []column{
 	{"sessionId", kindPlain}, {"agentType", kindPlain}, {"mode", kindPlain}, {"startTime", kindTime},
 	{"endTime", kindTime}, {"duration", kindDuration}, {"eventCount", kindPlain}, {"errorCount", kindPlain},
 	{"status", kindPlain},
+	// What agent presets record (vibekit.AgentUsage): null where no row
+	// said, as for a session of plain text.
+	{"costUsd", kindPlain}, {"inputTokens", kindPlain}, {"outputTokens", kindPlain}, {"turns", kindPlain},
+	{"toolCalls", kindPlain}, {"failedCommands", kindPlain}, {"tools", kindPlain},
 }
 
 func sessionValues(s *vibekit.SessionSummary, vals []any) {
@@ -24,6 +29,37 @@ func sessionValues(s *vibekit.SessionSummary, vals []any) {
 	}
 	vals[0], vals[1], vals[2], vals[3], vals[4] = s.SessionID, s.AgentType, mode, s.StartTime, s.EndTime
 	vals[5], vals[6], vals[7], vals[8] = s.Duration, s.EventCount, s.ErrorCount, s.Status
+	u := &s.AgentUsage
+	vals[9], vals[10], vals[11], vals[12] = orNull(u.CostUSD), orNull(u.InputTokens), orNull(u.OutputTokens), orNull(u.Turns)
+	vals[13], vals[14], vals[15] = nil, nil, orNull(s.Tools)
+	if *u != (vibekit.AgentUsage{}) {
+		// An agent's session: no tool call, or none failed, is worth a 0.
+		vals[13], vals[14] = u.ToolCalls, u.FailedCommands
+	}
+}
+
+// firstAgentColumn is the index in sessionColumns of the first column of
+// what agent presets record.
+const firstAgentColumn = 9
+
+// dropAgentColumns leaves the agent columns out of a table for people when
+// no session has any of it. Machine formats keep every column, always.
+func dropAgentColumns(cols []int, list []vibekit.SessionSummary) []int {
+	for i := range list {
+		if list[i].AgentUsage != (vibekit.AgentUsage{}) || list[i].Tools != "" {
+			return cols
+		}
+	}
+	return slices.DeleteFunc(cols, func(c int) bool { return c >= firstAgentColumn })
+}
+
+// orNull is v, or nil (null, an empty cell) for its zero value.
+func orNull[T comparable](v T) any {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return v
 }
 
 func newSessionsCommand(e *env) *ffcli.Command {
@@ -53,7 +89,7 @@ func newSessionsCommand(e *env) *ffcli.Command {
 	return &ffcli.Command{
 		Name:       "sessions",
 		ShortUsage: "vibekit telemetry sessions [flags]",
-		ShortHelp:  "list sessions: agent, mode, start, end, duration, events, errors, status",
+		ShortHelp:  "list sessions: agent, mode, start, end, duration, events, errors, status, cost, tokens, tools",
 		LongHelp: `Prints one row per session: sessionId, agentType, mode, startTime and
 endTime (its first and last event, Unix ms), duration (ms), eventCount,
 errorCount and status. The status is the end event's metadata.status when it
@@ -61,14 +97,23 @@ has one (success, interrupted, ...), "completed" for an end event without
 one, "error" for a session with an error event and no end, and "active"
 otherwise.
 
-On a terminal it prints a table; to a pipe or file NDJSON (--format chooses).
+Then what the agent presets (vibekit-pipe --preset claude, codex) and a
+command run by vibekit-pipe record, null where the session has none of it:
+costUsd (claude's total_cost_usd), inputTokens (cached ones included) and
+outputTokens, turns, toolCalls, failedCommands (tool calls and commands that
+failed: an is_error tool result, a non-zero exit code) and tools (the tools
+called, comma-separated).
+
+On a terminal it prints a table (without the agent columns when no session
+has any); to a pipe or file NDJSON (--format chooses).
 
 Examples:
   vibekit telemetry sessions
   vibekit telemetry sessions --agent claude --from yesterday
   vibekit telemetry sessions --order desc --limit 10 --format table
   vibekit telemetry sessions --format csv > sessions.csv
-  vibekit telemetry sessions | jq 'select(.errorCount > 0) | .sessionId'`,
+  vibekit telemetry sessions | jq 'select(.errorCount > 0) | .sessionId'
+  vibekit telemetry sessions --agent claude --fields sessionId,status,costUsd,turns,tools`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
@@ -98,6 +143,9 @@ Examples:
 			list, err := store.Sessions(ctx, filter)
 			if err != nil {
 				return err
+			}
+			if format == "table" && fields == "" {
+				cols = dropAgentColumns(cols, list)
 			}
 			return printSessions(e, format, cols, list)
 		},

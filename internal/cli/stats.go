@@ -41,6 +41,10 @@ func newStatsCommand(e *env) *ffcli.Command {
 		LongHelp: `Summarises the events that match the filters: total events, sessions,
 agents with their share of the events, the date range, the database size
 (its WAL included) and the average session duration (first to last event).
+Where agent presets (vibekit-pipe --preset claude, codex) or a command run
+by vibekit-pipe recorded them: cost, tokens, turns, tool calls by tool, and
+failed commands (tool calls and commands that failed), the ten most
+frequent with their count.
 
 On a terminal it prints text; to a pipe or file it prints one JSON object,
 so scripts get data (--format text or json chooses).
@@ -158,6 +162,7 @@ func writeStatsText(w io.Writer, s *vibekit.Stats, width int) {
 	if s.GroupBy != "" {
 		fmt.Fprintf(w, "By %s: %s\n", s.GroupBy, formatShares(s.Groups))
 	}
+	writeAgentUsage(w, s)
 	if s.By != "" {
 		fmt.Fprintf(w, "\nEvents by %s:\n", s.By)
 		writeBars(w, s.Timeline, width)
@@ -229,4 +234,33 @@ func writePerformanceText(w io.Writer, s *vibekit.IngestStats) {
 	} else {
 		fmt.Fprintf(w, "Ingest Rate: n/a (no run wrote for long enough to measure)\n")
 	}
+}
+
+// writeAgentUsage prints what agent presets recorded, if anything:
+//
+//	Cost: $0.1338
+//	Tokens: 227,045 in, 3,091 out
+//	Turns: 12
+//	Tool Calls: 14: Bash 5, command_execution 3, Edit 1
+//	Failed Commands: 2: go test ./... (1), bash -lc 'go get -u ./...' (1)
+func writeAgentUsage(w io.Writer, s *vibekit.Stats) {
+	u := s.AgentUsage
+	if u == (vibekit.AgentUsage{}) {
+		return
+	}
+	fmt.Fprintf(w, "Cost: $%.4f\n", u.CostUSD)
+	fmt.Fprintf(w, "Tokens: %s in, %s out\n", formatCount(u.InputTokens), formatCount(u.OutputTokens))
+	fmt.Fprintf(w, "Turns: %s\n", formatCount(u.Turns))
+	list := func(shares []vibekit.Share, format string) string {
+		var parts []string
+		for _, sh := range shares {
+			parts = append(parts, fmt.Sprintf(format, sh.Value, formatCount(sh.Events)))
+		}
+		if len(parts) == 0 {
+			return ""
+		}
+		return ": " + strings.Join(parts, ", ")
+	}
+	fmt.Fprintf(w, "Tool Calls: %s%s\n", formatCount(u.ToolCalls), list(s.Tools, "%s %s"))
+	fmt.Fprintf(w, "Failed Commands: %s%s\n", formatCount(u.FailedCommands), list(s.Failures, "%s (%s)"))
 }
