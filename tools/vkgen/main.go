@@ -1,9 +1,12 @@
 // Command vkgen writes seeded, realistic telemetry events as NDJSON on stdout:
 // the input of `make bench`. Sessions interleave; each is one start row, a few
 // to a few hundred stream rows, then an end row or (about 5%) an error row.
-// The same flags give the same bytes on every machine and Go version.
+// With -format claude it writes Claude Code's stream-json output instead (see
+// claude.go), for the preset figures. The same flags give the same bytes on
+// every machine and Go version.
 //
 //	vkgen -n 1000000 -seed 1 > events.ndjson
+//	vkgen -n 1000000 -seed 1 -format claude > claude.ndjson
 package main
 
 import (
@@ -23,16 +26,26 @@ func main() {
 	flag.IntVar(&cfg.events, "n", 1000000, "number of events (lines) to write; 0 or at least 2")
 	flag.Uint64Var(&cfg.seed, "seed", 1, "random seed; the same seed gives the same bytes")
 	flag.IntVar(&cfg.concurrent, "sessions", 8, "sessions in flight at once, their rows interleaved")
+	flag.StringVar(&cfg.format, "format", "events", "what to write: events (telemetry records) or claude (Claude Code stream-json)")
 	verbose := flag.Bool("v", false, "print events, sessions, bytes, mean line length and speed to stderr")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "vkgen: unexpected argument %q\n", flag.Arg(0))
 		os.Exit(2)
 	}
+	gen := generate
+	switch cfg.format {
+	case "events":
+	case "claude":
+		gen = generateClaude
+	default:
+		fmt.Fprintf(os.Stderr, "vkgen: -format %q: use events or claude\n", cfg.format)
+		os.Exit(2)
+	}
 
 	out := bufio.NewWriterSize(os.Stdout, 1<<20)
 	began := time.Now()
-	st, err := generate(out, cfg)
+	st, err := gen(out, cfg)
 	if err == nil {
 		err = out.Flush()
 	}
@@ -56,6 +69,7 @@ type config struct {
 	events     int    // lines to write
 	seed       uint64 // PCG seed
 	concurrent int    // sessions in flight at once
+	format     string // events or claude
 }
 
 // stats describes what generate wrote.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"testing"
 	"unicode/utf8"
 )
@@ -192,3 +193,67 @@ func BenchmarkGenerate(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestGenerateClaude checks the claude format: exactly n lines of JSON, the
+// same for the same seed, runs of init, prompt, messages and a result, and
+// every tool_use answered by a tool_result before the run goes on.
+func TestGenerateClaude(t *testing.T) {
+	for _, n := range []int{3, 4, 20000} {
+		cfg := config{events: n, seed: 1, format: "claude"}
+		var a, b bytes.Buffer
+		st, err := generateClaude(&a, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		generateClaude(&b, cfg)
+		if !bytes.Equal(a.Bytes(), b.Bytes()) || st.events != int64(n) || st.bytes != int64(a.Len()) {
+			t.Fatalf("n=%d: %+v, %d bytes; not deterministic or miscounted", n, st, a.Len())
+		}
+		sc := bufio.NewScanner(&a)
+		sc.Buffer(nil, 1<<20)
+		var (
+			lines   int
+			state   = "result" // what the previous line was
+			pending string
+		)
+		for sc.Scan() {
+			lines++
+			var m struct {
+				Type    string
+				Message struct {
+					Content []struct {
+						Type, ID  string
+						ToolUseID string `json:"tool_use_id"`
+					}
+				}
+			}
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Fatalf("line %d: %v", lines, err)
+			}
+			switch {
+			case m.Type == "system":
+				if state != "result" || pending != "" {
+					t.Fatalf("line %d: init inside a run", lines)
+				}
+			case m.Type == "result":
+				if pending != "" {
+					t.Fatalf("line %d: result with a tool_use unanswered", lines)
+				}
+			case m.Type == "assistant" && m.Message.Content[0].Type == "tool_use":
+				pending = m.Message.Content[0].ID
+			case m.Type == "user" && m.Message.Content[0].Type == "tool_result":
+				if m.Message.Content[0].ToolUseID != pending || pending == "" {
+					t.Fatalf("line %d: tool_result without a tool_use", lines)
+				}
+				pending = ""
+			}
+			state = m.Type
+		}
+		if lines != n || state != "result" {
+			t.Fatalf("n=%d: %d lines, last %s", n, lines, state)
+		}
+	}
+	if _, err := generateClaude(io.Discard, config{events: 2, format: "claude"}); err == nil {
+		t.Error("-n 2: no error")
+	}
+}
