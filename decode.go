@@ -304,6 +304,7 @@ func numberMillis(s string) (int64, bool) {
 type decoder struct {
 	data []byte
 	pos  int
+	keys *ValueDecoder // nil: object keys are not kept
 }
 
 func (d *decoder) peek() byte {
@@ -592,8 +593,10 @@ const maxValueDepth = 10000
 // have a fraction or exponent, and json.Number (exact) for larger integers.
 // These are the values jq programs take; it is several times faster than
 // encoding/json's decoding into any.
-func DecodeValue(data []byte) (any, error) {
-	d := decoder{data: data}
+func DecodeValue(data []byte) (any, error) { return decodeValue(data, nil) }
+
+func decodeValue(data []byte, keys *ValueDecoder) (any, error) {
+	d := decoder{data: data, keys: keys}
 	d.skipWS()
 	v, err := d.value(0)
 	if err != nil {
@@ -604,6 +607,53 @@ func DecodeValue(data []byte) (any, error) {
 		return nil, fmt.Errorf("invalid JSON: trailing data at byte %d", d.pos)
 	}
 	return v, nil
+}
+
+// ValueDecoder decodes JSON texts as DecodeValue does, and keeps the strings
+// of the object keys it meets: inputs of one kind repeat a few dozen keys,
+// which are then allocated once rather than once per value. The values it
+// returns share those strings. Its zero value is ready to use; it is not
+// safe for concurrent use.
+type ValueDecoder struct {
+	keys map[string]string
+}
+
+// Bounds of a ValueDecoder's keys: longer keys are not kept, nor any more
+// once it holds maxKeys (inputs whose keys are data, not names).
+const (
+	maxKeyLen = 64
+	maxKeys   = 4096
+)
+
+// Decode decodes one JSON text, as DecodeValue does.
+func (vd *ValueDecoder) Decode(data []byte) (any, error) { return decodeValue(data, vd) }
+
+// readKey reads an object key at pos: a kept string if the decoder has one.
+func (d *decoder) readKey() (string, bool) {
+	if d.keys == nil {
+		return d.readString()
+	}
+	start := d.pos
+	if !d.skipString() {
+		return "", false
+	}
+	raw := d.data[start:d.pos]
+	body := raw[1 : len(raw)-1]
+	if len(body) > maxKeyLen {
+		return unquote(raw)
+	}
+	if k, ok := d.keys.keys[string(body)]; ok { // the lookup does not allocate
+		return k, true
+	}
+	k, ok := unquote(raw)
+	// Only a key whose text is its value (no escapes, valid UTF-8) is kept.
+	if ok && len(d.keys.keys) < maxKeys && k == string(body) {
+		if d.keys.keys == nil {
+			d.keys.keys = make(map[string]string, 64)
+		}
+		d.keys.keys[k] = k
+	}
+	return k, ok
 }
 
 func (d *decoder) syntaxError() error {
@@ -625,7 +675,7 @@ func (d *decoder) value(depth int) (any, error) {
 		}
 		for {
 			d.skipWS()
-			k, ok := d.readString()
+			k, ok := d.readKey()
 			if !ok {
 				return nil, d.syntaxError()
 			}

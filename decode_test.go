@@ -2,7 +2,9 @@ package vibekit
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +178,34 @@ func TestDecodeValue(t *testing.T) {
 		if v, err := DecodeValue([]byte(bad)); err == nil {
 			t.Errorf("DecodeValue(%.20s) = %v, want an error", bad, v)
 		}
+	}
+}
+
+// TestValueDecoder decodes as DecodeValue does, keys with escapes, invalid
+// UTF-8 and long keys included, and gives equal keys the same string.
+func TestValueDecoder(t *testing.T) {
+	var vd ValueDecoder
+	long := strings.Repeat("k", maxKeyLen+1)
+	for _, in := range []string{
+		`{"type":"a","message":{"type":"b","content":[{"type":"c"}]}}`,
+		`{"t\u0079pe":1,"typ\"e":2,"` + long + `":3,"` + "\xff" + `":4}`,
+		`{"type":"again"}`,
+	} {
+		got, err := vd.Decode([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := DecodeValue([]byte(in))
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("Decode(%s) = %v, DecodeValue gives %v", in, got, want)
+		}
+	}
+	// The second input's keys are escaped, too long or not UTF-8.
+	if _, ok := vd.keys["type"]; !ok || len(vd.keys) != 3 {
+		t.Errorf("kept keys %v, want type, message and content", slices.Collect(maps.Keys(vd.keys)))
+	}
+	allocs := testing.AllocsPerRun(100, func() { vd.Decode([]byte(`{"type":1,"message":2}`)) })
+	if allocs > 2 { // the map
+		t.Errorf("%v allocations for an object of kept keys, want no more than its map's", allocs)
 	}
 }

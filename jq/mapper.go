@@ -90,6 +90,7 @@ type Mapper struct {
 
 	outs []any
 	recs []vibekit.Record
+	dec  ObjectDecoder
 }
 
 // openSession is a session that has a start row and no end row yet.
@@ -142,7 +143,7 @@ func (m *Mapper) Pending() bool { return m.holding }
 // timeout or an output that is not a valid record is returned as the
 // reject reason, and nothing is emitted.
 func (m *Mapper) Line(data []byte, partial bool, now time.Time, emit func(vibekit.Record)) (n int, err error) {
-	obj, ok := DecodeObject(data)
+	obj, ok := m.dec.Decode(data)
 	if !ok {
 		return m.Text(vibekit.ValidUTF8(data), partial, now, emit), nil
 	}
@@ -153,7 +154,20 @@ func (m *Mapper) Line(data []byte, partial bool, now time.Time, emit func(vibeki
 // program is given; ok is false for any other line. Line calls it; a caller
 // may call it in another goroutine (decoding is a third of the work) and
 // give the object to Value, and the line to Text when ok is false.
-func DecodeObject(data []byte) (obj map[string]any, ok bool) {
+func DecodeObject(data []byte) (obj map[string]any, ok bool) { return decodeObject(data, nil) }
+
+// ObjectDecoder decodes lines as DecodeObject does, keeping the strings of
+// the objects' keys from line to line (see vibekit.ValueDecoder): a format's
+// lines repeat a few dozen keys. Its zero value is ready to use; it is not
+// safe for concurrent use.
+type ObjectDecoder struct{ vd vibekit.ValueDecoder }
+
+// Decode decodes a line that is one JSON object; ok is false for any other.
+func (d *ObjectDecoder) Decode(data []byte) (obj map[string]any, ok bool) {
+	return decodeObject(data, &d.vd)
+}
+
+func decodeObject(data []byte, vd *vibekit.ValueDecoder) (obj map[string]any, ok bool) {
 	i := 0
 	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n') {
 		i++
@@ -161,7 +175,15 @@ func DecodeObject(data []byte) (obj map[string]any, ok bool) {
 	if i == len(data) || data[i] != '{' {
 		return nil, false
 	}
-	v, err := vibekit.DecodeValue(data)
+	var (
+		v   any
+		err error
+	)
+	if vd != nil {
+		v, err = vd.Decode(data)
+	} else {
+		v, err = vibekit.DecodeValue(data)
+	}
 	if err != nil {
 		return nil, false
 	}
