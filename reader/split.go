@@ -23,6 +23,10 @@ type Line struct {
 	Length   int64  // the line's full length, before any cut
 	Overlong bool   // longer than the limit: Data holds its start only
 	Partial  bool   // cut off by a stop before its newline arrived
+
+	// Value is what a stage between reading and handling made of the line:
+	// vibekit-pipe decodes lines for its map program as they are read.
+	Value any
 }
 
 var bom = []byte("\xef\xbb\xbf")

@@ -177,7 +177,7 @@ func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr
 		p.startCommand(p.now())
 		src = p.ag.cmd
 	}
-	err = p.run(ctx, src)
+	err = p.run(ctx, p.ag.source(src, p.now))
 	rot.Close() // a seal under way finishes first
 	if o.stats {
 		p.printStats()
