@@ -7,9 +7,10 @@
 //
 // Each command runs once: the data set is large, and the page cache is warm
 // (the events were just written, the database just ingested and read once).
-// A run of 1M events needs about 4 GB of scratch disk (events, two databases,
-// sqlite3's temporary table) and, for jq reading sqlite3's JSON array, about
-// 2 GB of memory; -work or TMPDIR choose the disk.
+// A run of 1M events needs about 9 GB of scratch disk (events, a claude
+// transcript, six databases, sqlite3's temporary table) and, for jq reading
+// sqlite3's JSON array, about 2 GB of memory; -work or TMPDIR choose the
+// disk.
 package main
 
 import (
@@ -38,16 +39,20 @@ import (
 //	{db}      the database vibekit-pipe writes
 //	{rotdb}   the database vibekit-pipe writes with rotation on
 //	{refdb}   the database the sqlite3 CLI writes for the reference ingest
+//	{claude}  the generated Claude Code stream-json transcript (-n lines)
+//	{nonedb}, {claudedb}, {presetdb}, {presetnonedb}
+//	          the databases of the redaction and preset ingests
 //
 // Commands run with the caller's environment minus VIBEKIT_* (so a user's
 // settings or config file cannot skew the numbers), plus their env.
 //
 // A command whose unit is unitEvents writes db and must leave exactly -n rows
 // in its telemetry table (with archives, in the table and its archives
-// together); one whose unit is unitRows reads db, and its rate is the
-// table's (and archives') rows per second. base names an earlier command of
-// ours that this one is compared with, as vs names a reference tool. shell commands run under bash -c with
-// pipefail, placeholders substituted shell-quoted.
+// together), or as many as its rows rule says; its rate is input lines per
+// second. One whose unit is unitRows reads db, and its rate is the table's
+// (and archives') rows per second. bases name commands of ours that this
+// one is compared with, as vs names a reference tool. shell commands run
+// under bash -c with pipefail, placeholders substituted shell-quoted.
 func benchCommands() []command {
 	const pick = `{s: .sessionId, t: .eventType}`
 	return []command{
@@ -60,6 +65,9 @@ func benchCommands() []command {
 			db:    "{db}",
 			unit:  unitEvents,
 			vs:    "sqlite3 .import + json_extract",
+			// Redaction (--redact secrets) is on by default: against the
+			// same ingest without it.
+			bases: []string{"vibekit-pipe ingest --redact none"},
 		},
 		{
 			// The same ingest, sealing the database into archives/ each time
@@ -71,7 +79,44 @@ func benchCommands() []command {
 			db:       "{rotdb}",
 			unit:     unitEvents,
 			archives: true,
-			base:     "vibekit-pipe ingest",
+			bases:    []string{"vibekit-pipe ingest"},
+		},
+		{
+			name:  "vibekit-pipe ingest --redact none",
+			argv:  []string{"{bin}/vibekit-pipe", "--db", "{nonedb}", "--quiet", "--max-size-mb", "100000", "--redact", "none"},
+			stdin: "{events}",
+			db:    "{nonedb}",
+			unit:  unitEvents,
+		},
+		{
+			// Agent output without a preset: each line a stream row of
+			// one session, which gets a start and an end row.
+			name:  "vibekit-pipe ingest, claude transcript",
+			argv:  []string{"{bin}/vibekit-pipe", "--db", "{claudedb}", "--quiet", "--max-size-mb", "100000"},
+			stdin: "{claude}",
+			db:    "{claudedb}",
+			unit:  unitEvents,
+			rows:  rowsTextSession,
+		},
+		{
+			// The same transcript through the claude preset: its rate (input
+			// lines/s) against the plain ingest above, and against itself
+			// without redaction.
+			name:  "vibekit-pipe --preset claude",
+			argv:  []string{"{bin}/vibekit-pipe", "--db", "{presetdb}", "--quiet", "--max-size-mb", "100000", "--preset", "claude"},
+			stdin: "{claude}",
+			db:    "{presetdb}",
+			unit:  unitEvents,
+			rows:  rowsMapped,
+			bases: []string{"vibekit-pipe ingest, claude transcript", "vibekit-pipe --preset claude --redact none"},
+		},
+		{
+			name:  "vibekit-pipe --preset claude --redact none",
+			argv:  []string{"{bin}/vibekit-pipe", "--db", "{presetnonedb}", "--quiet", "--max-size-mb", "100000", "--preset", "claude", "--redact", "none"},
+			stdin: "{claude}",
+			db:    "{presetnonedb}",
+			unit:  unitEvents,
+			rows:  rowsMapped,
 		},
 		{
 			name:      "sqlite3 .import + json_extract",
@@ -97,7 +142,7 @@ func benchCommands() []command {
 			db:       "{rotdb}",
 			unit:     unitRows,
 			archives: true,
-			base:     "vibekit telemetry dump",
+			bases:    []string{"vibekit telemetry dump"},
 		},
 		{
 			name:      "sqlite3 -json",
@@ -172,11 +217,21 @@ type command struct {
 	stdin     string   // a file fed to stdin; empty: none
 	db        string   // the database written (unitEvents) or read (unitRows)
 	unit      string
-	vs        string // name of the reference command this one is compared with
-	base      string // name of an earlier command of ours this one is compared with
-	reference bool   // a tool we compare with, not ours
-	archives  bool   // db's rows include those of its archives
+	vs        string   // name of the reference command this one is compared with
+	bases     []string // names of commands of ours this one is compared with
+	reference bool     // a tool we compare with, not ours
+	archives  bool     // db's rows include those of its archives
+	rows      rowRule  // for unitEvents: the rows -n lines make
 }
+
+// rowRule is how many rows an ingest of -n lines leaves.
+type rowRule int
+
+const (
+	rowsExact       rowRule = iota // one per line
+	rowsTextSession                // one per line, and the text session's start and end rows
+	rowsMapped                     // as a map program makes them: some
+)
 
 // result is what one run of a command measured.
 type result struct {
@@ -267,6 +322,12 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		"{db}":     filepath.Join(work, "ingest.db"),
 		"{rotdb}":  filepath.Join(work, "rotate", "ingest.db"),
 		"{refdb}":  filepath.Join(work, "ref.db"),
+
+		"{claude}":       filepath.Join(work, "claude.ndjson"),
+		"{nonedb}":       filepath.Join(work, "ingest-none.db"),
+		"{claudedb}":     filepath.Join(work, "claude-plain.db"),
+		"{presetdb}":     filepath.Join(work, "claude-preset.db"),
+		"{presetnonedb}": filepath.Join(work, "claude-preset-none.db"),
 	}
 	if strings.ContainsAny(paths["{events}"], "\"\n") {
 		return fmt.Errorf("scratch directory %q: the sqlite3 .import cannot take a path with quotes or newlines", work)
@@ -276,12 +337,21 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("write reference import script: %w", err)
 	}
 
-	gen, err := generateEvents(ctx, cfg, work, paths["{events}"], stderr)
+	vkgen, err := buildGenerator(ctx, cfg, work, stderr)
+	if err != nil {
+		return err
+	}
+	gen, err := generateEvents(ctx, cfg, vkgen, "events", paths["{events}"], stderr)
+	if err != nil {
+		return err
+	}
+	claude, err := generateEvents(ctx, cfg, vkgen, "claude", paths["{claude}"], stderr)
 	if err != nil {
 		return err
 	}
 
-	b := bench{cfg: cfg, paths: paths, stderr: stderr, rows: map[string]int64{}, warm: map[string]bool{}, inBytes: gen.bytes}
+	b := bench{cfg: cfg, paths: paths, stderr: stderr, rows: map[string]int64{}, warm: map[string]bool{},
+		inBytes: map[string]int64{"{events}": gen.bytes, "{claude}": claude.bytes}}
 	var results []result
 	for _, c := range benchCommands() {
 		r, err := b.measure(ctx, c)
@@ -291,7 +361,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		results = append(results, r)
 	}
 
-	rep := report{when: time.Now(), cfg: cfg, gen: gen, results: results, machine: describeMachine(ctx), notes: b.stats}
+	rep := report{when: time.Now(), cfg: cfg, gen: gen, claude: claude, results: results, machine: describeMachine(ctx), notes: b.stats}
 	comp, err := compareCompression(ctx, bin, paths["{rotdb}"], work, stderr)
 	if err != nil {
 		return err
@@ -337,7 +407,7 @@ func workDir(dir string) (string, func(), error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return "", nil, fmt.Errorf("make scratch directory: %w", err)
 	}
-	for _, pattern := range []string{"ingest.db*", "ref.db*", "archives", "rotate", "sealed.db*"} {
+	for _, pattern := range []string{"ingest.db*", "ingest-none.db*", "claude-*.db*", "ref.db*", "archives", "rotate", "sealed.db*"} {
 		old, _ := filepath.Glob(filepath.Join(abs, pattern))
 		for _, f := range old {
 			if err := os.RemoveAll(f); err != nil {
@@ -354,27 +424,31 @@ type generation struct {
 	wall  time.Duration
 }
 
-// generateEvents writes cfg.n events to path with vkgen, building it first
-// unless -gen names a binary.
-func generateEvents(ctx context.Context, cfg config, work, path string, stderr io.Writer) (generation, error) {
-	gen := cfg.gen
-	if gen == "" {
-		gen = filepath.Join(work, "vkgen")
-		fmt.Fprintf(stderr, "vkbench: building vkgen\n")
-		build := exec.CommandContext(ctx, "go", "build", "-o", gen, "github.com/vibekit/vibekit-pipe/tools/vkgen")
-		if out, err := build.CombinedOutput(); err != nil {
-			return generation{}, fmt.Errorf("build vkgen (run vkbench inside the module): %w\n%s", err, out)
-		}
+// buildGenerator returns the vkgen binary: -gen, or one built into work.
+func buildGenerator(ctx context.Context, cfg config, work string, stderr io.Writer) (string, error) {
+	if cfg.gen != "" {
+		return cfg.gen, nil
 	}
+	gen := filepath.Join(work, "vkgen")
+	fmt.Fprintf(stderr, "vkbench: building vkgen\n")
+	build := exec.CommandContext(ctx, "go", "build", "-o", gen, "github.com/vibekit/vibekit-pipe/tools/vkgen")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build vkgen (run vkbench inside the module): %w\n%s", err, out)
+	}
+	return gen, nil
+}
+
+// generateEvents writes cfg.n lines of format (vkgen -format) to path.
+func generateEvents(ctx context.Context, cfg config, gen, format, path string, stderr io.Writer) (generation, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return generation{}, fmt.Errorf("create events file: %w", err)
 	}
 	defer f.Close()
 
-	fmt.Fprintf(stderr, "vkbench: generating %d events\n", cfg.n)
+	fmt.Fprintf(stderr, "vkbench: generating %d lines of %s\n", cfg.n, format)
 	var errBuf tailBuffer
-	cmd := exec.CommandContext(ctx, gen, "-n", strconv.Itoa(cfg.n), "-seed", strconv.FormatUint(cfg.seed, 10))
+	cmd := exec.CommandContext(ctx, gen, "-n", strconv.Itoa(cfg.n), "-seed", strconv.FormatUint(cfg.seed, 10), "-format", format)
 	cmd.Stdout, cmd.Stderr = f, &errBuf
 	began := time.Now()
 	if err := cmd.Run(); err != nil {
@@ -396,7 +470,7 @@ type bench struct {
 	cfg     config
 	paths   map[string]string
 	stderr  io.Writer
-	inBytes int64            // size of the events file
+	inBytes map[string]int64 // size of the input files, by placeholder
 	rows    map[string]int64 // rows in the telemetry table of each database written
 	warm    map[string]bool  // databases read into the page cache
 	stats   []string         // what the rotating ingest said of its seals
@@ -415,7 +489,8 @@ func (b *bench) expand(s string, quote bool) string {
 
 // display is the command line to show: short file names, no directories.
 func display(c command) string {
-	short := strings.NewReplacer("{bin}/", "", "{work}/", "", "{events}", "events.ndjson", "{db}", "ingest.db", "{rotdb}", "rotate/ingest.db", "{refdb}", "ref.db")
+	short := strings.NewReplacer("{bin}/", "", "{work}/", "", "{events}", "events.ndjson", "{db}", "ingest.db", "{rotdb}", "rotate/ingest.db", "{refdb}", "ref.db",
+		"{claude}", "claude.ndjson", "{nonedb}", "ingest-none.db", "{claudedb}", "claude-plain.db", "{presetdb}", "claude-preset.db", "{presetnonedb}", "claude-preset-none.db")
 	var s string
 	if c.shell != "" {
 		s = short.Replace(c.shell)
@@ -477,7 +552,10 @@ func (b *bench) measure(ctx context.Context, c command) (result, error) {
 		cmd.Stdin = f
 	}
 	if c.unit == unitEvents {
-		r.inBytes = b.inBytes // the events, whether fed on stdin or read by the command
+		r.inBytes = b.inBytes[c.stdin] // whether fed on stdin or read by the command
+		if r.inBytes == 0 {
+			r.inBytes = b.inBytes["{events}"] // read by the command (the reference ingest)
+		}
 		if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
 			return r, err
 		}
@@ -521,12 +599,22 @@ func (b *bench) measure(ctx context.Context, c command) (result, error) {
 			n += archived
 			b.stats = append(b.stats, statsLines(errBuf.Bytes(), c.name)...)
 		}
-		if n != r.count {
+		want := r.count
+		switch c.rows {
+		case rowsTextSession:
+			want += 2
+		case rowsMapped:
+			want = n // a map program makes the rows it makes
+			if n == 0 {
+				return r, fmt.Errorf("%s: %s has no rows", c.name, filepath.Base(db))
+			}
+		}
+		if n != want {
 			hint := ""
 			if _, err := os.Stat(filepath.Join(filepath.Dir(db), "archives")); err == nil {
 				hint = "; the database was rotated into archives/: raise the size limit of this command in benchCommands"
 			}
-			return r, fmt.Errorf("%s: %s has %d rows, want %d%s", c.name, filepath.Base(db), n, r.count, hint)
+			return r, fmt.Errorf("%s: %s has %d rows, want %d%s", c.name, filepath.Base(db), n, want, hint)
 		}
 		b.rows[db] = n
 	case unitRows:

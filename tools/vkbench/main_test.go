@@ -9,7 +9,8 @@ import (
 // reference, dumps read a database an earlier ingest wrote, and only known
 // placeholders are used.
 func TestBenchCommands(t *testing.T) {
-	known := map[string]bool{"{bin}": true, "{work}": true, "{events}": true, "{db}": true, "{rotdb}": true, "{refdb}": true}
+	known := map[string]bool{"{bin}": true, "{work}": true, "{events}": true, "{db}": true, "{rotdb}": true, "{refdb}": true,
+		"{claude}": true, "{nonedb}": true, "{claudedb}": true, "{presetdb}": true, "{presetnonedb}": true}
 	placeholder := regexp.MustCompile(`\{[a-z]+\}`)
 	names := map[string]command{}
 	written := map[string]bool{}
@@ -41,9 +42,9 @@ func TestBenchCommands(t *testing.T) {
 		}
 	}
 	for _, c := range names {
-		if c.base != "" {
-			if base, ok := names[c.base]; !ok || base.reference || base.unit != c.unit {
-				t.Errorf("%s: base %q is not a command of ours with unit %s", c.name, c.base, c.unit)
+		for _, b := range c.bases {
+			if base, ok := names[b]; !ok || base.reference || base.unit != c.unit {
+				t.Errorf("%s: base %q is not a command of ours with unit %s", c.name, b, c.unit)
 			}
 		}
 		if c.vs == "" {
