@@ -100,15 +100,15 @@ func benchCommands() []command {
 		},
 		{
 			// The same transcript through the claude preset: its rate (input
-			// lines/s) against the plain ingest above, and against itself
-			// without redaction.
+			// lines/s) against the plain ingest above and the events'
+			// ingest, and against itself without redaction.
 			name:  "vibekit-pipe --preset claude",
 			argv:  []string{"{bin}/vibekit-pipe", "--db", "{presetdb}", "--quiet", "--max-size-mb", "100000", "--preset", "claude"},
 			stdin: "{claude}",
 			db:    "{presetdb}",
 			unit:  unitEvents,
 			rows:  rowsMapped,
-			bases: []string{"vibekit-pipe ingest, claude transcript", "vibekit-pipe --preset claude --redact none"},
+			bases: []string{"vibekit-pipe ingest, claude transcript", "vibekit-pipe ingest", "vibekit-pipe --preset claude --redact none"},
 		},
 		{
 			name:  "vibekit-pipe --preset claude --redact none",
