@@ -68,6 +68,15 @@ Each input line becomes a row:
     --max-line-bytes, goes to the rejects table with the reason;
   - blank lines are counted and skipped.
 
+--preset claude|codex maps each line of an agent's JSON output to records
+with a built-in jq program (--print-preset shows it), --map with your own:
+a JSON object in, records (or empty) out; see README, "Agent output".
+Secrets are redacted before anything is stored (--redact none|secrets|all,
+--redact-pattern NAME=REGEX, --hash-field with VIBEKIT_HASH_KEY). After --,
+a command is run: its stdout is the input (and passes through), its stderr
+passes through and is stored marked stderr, signals are passed on, and the
+exit status is the command's, recorded on the session's last row.
+
 Stream rows are committed every --stream-batch-size rows or after
 --stream-flush-interval-ms; start, end and error rows at once. On EOF,
 SIGINT, SIGTERM, SIGHUP or a closed stdout everything read is committed and
@@ -79,6 +88,8 @@ VIBEKIT_STREAM_BATCH_SIZE, ...), then a JSON config file (--config).
 
 Examples:
   some-agent | vibekit-pipe --session s1 --agent claude --mode chat --prompt "fix the bug"
+  claude -p "fix the bug" --output-format stream-json --verbose | vibekit-pipe --preset claude
+  vibekit-pipe --preset codex -- codex exec --json "fix the bug"
   vibekit-pipe --quiet < events.ndjson
   vibekit-pipe --db /var/log/vibekit/telemetry.db --stats < run.log > /dev/null`
 
