@@ -90,12 +90,13 @@ func printPresetProgram(w io.Writer, name string) error {
 // agent is the state of agent-aware ingest in one run: the map program, the
 // redactor and the command run. Its zero value does nothing.
 type agent struct {
-	mapper  *jq.Mapper                // nil: lines are not mapped
-	red     *redact.Redactor          // nil: nothing to redact
-	streams map[string]*redact.Stream // by source: a private key printed over several lines
-	cmd     *command                  // nil: no command runs
-	dec     jq.ObjectDecoder          // for lines not decoded ahead
-	pending bool                      // the Mapper holds a start row back
+	mapper     *jq.Mapper                // nil: lines are not mapped
+	red        *redact.Redactor          // nil: nothing to redact
+	streams    map[string]*redact.Stream // by source: a private key printed over several lines
+	cmd        *command                  // nil: no command runs
+	dec        jq.ObjectDecoder          // for lines not decoded ahead
+	pending    bool                      // the Mapper holds a start row back
+	heldSource string                    // the source of the line it came from
 }
 
 // newAgent compiles the map program and sets up redaction. It runs before
@@ -310,6 +311,11 @@ func (p *pipe) agentLine(l *reader.Line, source string, now time.Time) {
 		obj, _ := p.ag.dec.Decode(l.Data)
 		res = p.ag.mapLine(l, obj, now)
 	}
+	if res.pending && (!p.ag.pending || len(res.recs) > 0) {
+		// This line's record is the start row held back (any held before
+		// it went out first).
+		p.ag.heldSource = l.Source
+	}
 	p.ag.pending = res.pending
 	var rs *redact.Stream
 	if res.text && p.ag.red != nil {
@@ -337,10 +343,12 @@ func (p *pipe) agentLine(l *reader.Line, source string, now time.Time) {
 }
 
 // checkpoint records a source's position after a line, unless the map
-// program holds a start row back: that row is in no batch yet, so a followed
-// file must not be committed as read past the line it came from.
+// program holds back a start row that came from that source: the row is in
+// no batch yet, so a followed file must not be committed as read past the
+// line it came from. (Lines of that source that become no row meanwhile, a
+// skip or a reject, may then be read again after a crash.)
 func (p *pipe) checkpoint(c vibekit.Checkpoint, now time.Time) {
-	if p.ag.pending {
+	if p.ag.pending && c.Source == p.ag.heldSource {
 		return
 	}
 	p.b.Checkpoint(c, now)

@@ -88,6 +88,13 @@ func TestPipe_CheckpointHeld(t *testing.T) {
 	if cps := checkpoints(); len(cps) != 0 {
 		t.Fatalf("checkpoint %+v while the start row is held", cps)
 	}
+	// Another input's position is recorded meanwhile.
+	other := line(1, "")
+	other.Source = "g"
+	p.handle(other, now)
+	if cps := checkpoints(); len(cps) != 1 || cps[0].Source != "g" {
+		t.Fatalf("checkpoints %+v, want g's", cps)
+	}
 	p.handle(line(3, `{"type":"user","session_id":"c1","message":{"content":"fix it"}}`), now)
 	cps := checkpoints()
 	if len(cps) != 1 || cps[0].Line != 3 || cps[0].Offset != 300 {
