@@ -56,9 +56,9 @@ type DB struct {
 
 	insert     driver.Stmt // prepared on insertConn
 	insertConn *sqlite3.SQLiteConn
-	sourceIDs map[string]int64 // committed vk_sources ids by name
-	ckpt      *checkpointer
-	runID     int64            // this process's vk_runs row, once committed
+	sourceIDs  map[string]int64 // committed vk_sources ids by key
+	ckpt       *checkpointer
+	runID      int64 // this process's vk_runs row, once committed
 }
 
 // Open opens the database at path for writing, creating it (0600) and its
@@ -114,7 +114,7 @@ type sqliteConnector struct {
 }
 
 func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c *sqliteConnector) Driver() driver.Driver                      { return c.drv }
+func (c *sqliteConnector) Driver() driver.Driver                        { return c.drv }
 
 // OpenReadOnly opens an existing database for reading. Nothing it does can
 // change the file (DESIGN invariant 5).
