@@ -20,6 +20,7 @@ var settingNames = map[string]bool{
 	"db": true, "stream-batch-size": true, "stream-flush-interval-ms": true, "enable-indexes": true,
 	"max-line-bytes": true, "session": true, "agent": true, "mode": true, "prompt": true,
 	"sandbox-id": true, "repo-url": true, "quiet": true, "stats": true, "jq-timeout": true,
+	"follow": true, "fifo": true, "from-end": true, "poll": true, "poll-interval": true, "rotate-wait": true,
 }
 
 // ffOptions gives flags > VIBEKIT_* environment > config file (--config or

@@ -44,6 +44,7 @@ Examples:
   vibekit telemetry dump --from "2024-01-01" --to "2024-01-31"
   vibekit telemetry dump --session my-session-id --type stream
   vibekit telemetry dump --agent claude --from "1 hour ago" --order desc --limit 100
+  vibekit telemetry dump --source /var/log/app.ndjson --source stdin
   vibekit telemetry dump --jq '{s: .sessionId, t: .eventType}'
   vibekit telemetry dump --jq 'select(.eventType == "end") | .metadata.duration'`,
 		FlagSet: fs,

@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ func (l *stringList) Set(v string) error {
 // filterFlags are the record filters that dump and the other readers share.
 type filterFlags struct {
 	sessions, agents, types, modes stringList
+	sources                        pathList
 	from, to                       string
 	limit, offset                  int
 	order                          string
@@ -37,6 +39,7 @@ func (f *filterFlags) register(fs *flag.FlagSet, paging bool) {
 	fs.Var(&f.agents, "agent", "only this agent `type` (repeatable)")
 	fs.Var(&f.types, "type", "only this event `type`: start, stream, end, error (repeatable)")
 	fs.Var(&f.modes, "mode", "only this `mode` (repeatable)")
+	fs.Var(&f.sources, "source", "only rows read from this `source`: a followed file's or FIFO's path, or stdin (repeatable)")
 	fs.StringVar(&f.from, "from", "", "from this `time` on: 2024-01-31, RFC 3339, Unix ms, yesterday, \"1 hour ago\", \"last week\", 7d")
 	fs.StringVar(&f.to, "to", "", "up to this `time` (same forms as --from)")
 	if paging {
@@ -49,6 +52,13 @@ func (f *filterFlags) register(fs *flag.FlagSet, paging bool) {
 // filter builds the query filter, checking every value.
 func (f *filterFlags) filter(now time.Time) (vibekit.Filter, error) {
 	out := vibekit.Filter{SessionIDs: f.sessions, AgentTypes: f.agents, Modes: f.modes, Limit: f.limit, Offset: f.offset}
+	for _, s := range f.sources {
+		// Files are recorded by absolute path: a relative one names the same.
+		out.Sources = append(out.Sources, s)
+		if abs, err := filepath.Abs(s); err == nil && abs != s {
+			out.Sources = append(out.Sources, abs)
+		}
+	}
 	for _, t := range f.types {
 		et, err := vibekit.ParseEventType(t)
 		if err != nil {

@@ -33,6 +33,7 @@ Examples:
 		FlagSet: flag.NewFlagSet("vibekit telemetry", flag.ContinueOnError),
 		Subcommands: []*ffcli.Command{
 			newDumpCommand(e),
+			newSourcesCommand(e),
 		},
 	}
 	telemetry.Exec = noCommand(telemetry)
