@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,12 +24,21 @@ func forEachWatcher(t *testing.T, test func(t *testing.T, poll bool)) {
 // sink collects emitted lines; every line counts as committed at once, and
 // its checkpoint is the latest per key.
 type sink struct {
+	// gate, when set, may hold a line back until the channel it returns is
+	// closed: the follower stops there, with lines read and not emitted.
+	gate func(Line) <-chan struct{}
+
 	mu    sync.Mutex
 	lines []Line
 	cps   map[string]vibekit.Checkpoint
 }
 
 func (s *sink) emit(l Line) error {
+	if s.gate != nil {
+		if wait := s.gate(l); wait != nil {
+			<-wait
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !l.Mark {
@@ -51,6 +61,19 @@ func (s *sink) data() []string {
 		out = append(out, string(l.Data))
 	}
 	return out
+}
+
+// fromInode counts the lines read from the file with inode ino.
+func (s *sink) fromInode(ino uint64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.lines {
+		if l.Ino == ino {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *sink) known() []vibekit.Checkpoint {
@@ -266,4 +289,113 @@ func TestFIFO_NotAFIFO(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not a FIFO") {
 		t.Fatalf("Run on a regular file: %v", err)
 	}
+}
+
+// gateAt makes the sink stop at the line data, once; reached is closed when
+// the follower is held there, and closing release lets it go on.
+func gateAt(s *sink, data string) (reached, release chan struct{}) {
+	reached, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.gate = func(l Line) <-chan struct{} {
+		if string(l.Data) != data {
+			return nil
+		}
+		var wait <-chan struct{}
+		once.Do(func() {
+			close(reached)
+			wait = release
+		})
+		return wait
+	}
+	return reached, release
+}
+
+func numbered(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i <= to; i++ {
+		out = append(out, fmt.Sprintf("%s-%d", prefix, i))
+	}
+	return out
+}
+
+func appendLines(t *testing.T, path string, lines []string) {
+	t.Helper()
+	appendFile(t, path, strings.Join(lines, "\n")+"\n")
+}
+
+// The follower is held with lines read but not emitted while the file is
+// rotated; those lines still come once, from wherever they are.
+func TestFollower_RotationWithUnreadLines(t *testing.T) {
+	rotations := map[string]func(t *testing.T, path string){
+		"rename": func(t *testing.T, path string) {
+			os.Rename(path, path+".1")
+			appendLines(t, path+".1", numbered("late", 1, 5)) // the writer is not done with it
+		},
+		"copytruncate": func(t *testing.T, path string) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp, err := os.Create(path + ".1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for ; len(data) > 0; data = data[min(len(data), 4096):] {
+				cp.Write(data[:min(len(data), 4096)])
+			}
+			cp.Close()
+			os.Truncate(path, 0)
+		},
+		"delete": func(t *testing.T, path string) { os.Remove(path) },
+	}
+	for name, rotate := range rotations {
+		t.Run(name, func(t *testing.T) {
+			forEachWatcher(t, func(t *testing.T, poll bool) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "app.log")
+				appendLines(t, path, numbered("line", 1, 100))
+				s := &sink{}
+				start(t, follower(poll, path+"*"), s)
+				waitLines(t, s, numbered("line", 1, 100)...)
+				reached, release := gateAt(s, "line-101")
+				// More than the reader buffers: the rest must come from the file.
+				appendLines(t, path, numbered("line", 101, 20000))
+				<-reached
+				rotate(t, path)
+				want := numbered("line", 1, 20000)
+				if name != "delete" {
+					appendLines(t, path, numbered("new", 1, 10))
+					want = append(want, numbered("new", 1, 10)...)
+				}
+				if name == "rename" {
+					want = append(want, numbered("late", 1, 5)...)
+				}
+				close(release)
+				waitLines(t, s, want...)
+				if name == "copytruncate" {
+					var st syscall.Stat_t
+					syscall.Stat(path+".1", &st)
+					if n := s.fromInode(st.Ino); n == 0 {
+						t.Errorf("no line was read from the copy")
+					}
+				}
+				if name == "delete" {
+					waitFor(t, func() string { return "the deleted file to be let go" }, func() bool {
+						return !fdOpenTo(path + " (deleted)")
+					})
+				}
+			})
+		})
+	}
+}
+
+// fdOpenTo reports whether this process has a descriptor open on target.
+func fdOpenTo(target string) bool {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && l == target {
+			return true
+		}
+	}
+	return false
 }
