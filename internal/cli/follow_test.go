@@ -755,10 +755,14 @@ func TestFollow_FIFOWriters(t *testing.T) {
 	}
 }
 
-// rows and offsets agree: the committed offset of path covers exactly the
-// lines stored from it.
-func checkOffsetMatchesRows(t *testing.T, db, path string, all []string) {
+// checkOffsetMatchesRows checks that the committed offset of path covers
+// exactly the lines stored from it: raw are the file's lines, data what each
+// is stored as (nil: the line itself).
+func checkOffsetMatchesRows(t *testing.T, db, path string, raw, data []string) {
 	t.Helper()
+	if data == nil {
+		data = raw
+	}
 	cps := query(t, db, `SELECT offset FROM vk_sources WHERE name = ?`, path)
 	var offset int64
 	if len(cps) == 1 {
@@ -766,13 +770,13 @@ func checkOffsetMatchesRows(t *testing.T, db, path string, all []string) {
 	}
 	n, pos := 0, int64(0)
 	for pos < offset {
-		pos += int64(len(all[n])) + 1
+		pos += int64(len(raw[n])) + 1
 		n++
 	}
 	if pos != offset {
 		t.Fatalf("offset %d is not at a line boundary", offset)
 	}
-	if got, want := stored(t, db), multiset(all[:n]...); !maps.Equal(got, want) {
+	if got, want := stored(t, db), multiset(data[:n]...); !maps.Equal(got, want) {
 		t.Fatalf("the offset covers %d lines, but the rows differ: %s", n, diffSets(got, want))
 	}
 }
