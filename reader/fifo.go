@@ -26,9 +26,24 @@ func (r *FIFO) Run(ctx context.Context, emit func(Line) error) error {
 	if err := makeFIFO(r.Path); err != nil {
 		return err
 	}
-	var offset, num int64
+	var (
+		offset, num int64
+		prev        *os.File
+	)
+	defer func() {
+		if prev != nil {
+			prev.Close()
+		}
+	}()
 	for ctx.Err() == nil {
+		// The last writer's descriptor stays open until the next is in
+		// place: a writer that connects meanwhile finds a reader, where it
+		// would otherwise write into a pipe nobody reads (EPIPE).
 		f, err := openFIFO(ctx, r.Path)
+		if prev != nil {
+			prev.Close()
+			prev = nil
+		}
 		if err != nil {
 			return err
 		}
@@ -36,7 +51,7 @@ func (r *FIFO) Run(ctx context.Context, emit func(Line) error) error {
 			return nil // ctx ended while waiting for a writer
 		}
 		offset, num, err = r.drain(ctx, f, offset, num, emit)
-		f.Close()
+		prev = f
 		if err != nil {
 			return err
 		}
