@@ -355,9 +355,13 @@ func (st *followState) rescan() error {
 		t.scanned = false
 	}
 	if st.lookAll {
+		// The scan compared the sizes of the files it found; look at the
+		// others (rotated, deleted) and at those not yet told from copies.
 		st.lookAll = false
 		for _, t := range st.order {
-			t.look = true
+			if !t.current || t.s == nil {
+				t.look = true
+			}
 		}
 	}
 	return st.watch(dirs)
@@ -402,6 +406,9 @@ func (st *followState) found(path string) error {
 	}
 	if t := st.tails[idOf(fi)]; t != nil {
 		st.seen(t, path)
+		if fi.Size() != t.size {
+			t.look = true
+		}
 		return nil
 	}
 	file, err := os.Open(path)
