@@ -27,7 +27,7 @@ import (
 // pipeBudget bounds the bytes of input lines held at once: in the channel
 // from the reader, in the batch being filled and in the batch being
 // committed. When the store is slower than the input, reading waits.
-const pipeBudget = 16 << 20
+const pipeBudget = 8 << 20
 
 // stopRetry is how long, after the input ended or a signal, a failing commit
 // is retried before the program gives up and exits 1.
