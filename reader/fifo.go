@@ -10,11 +10,15 @@ import (
 	"time"
 )
 
-// FIFO reads a named pipe that writers connect to one after another. When
-// the last writer closes, its unfinished last line is a line of its own, and
-// the FIFO waits for the next writer: an open that blocks in the kernel, so
-// an idle FIFO costs no CPU. Lines of all writers form one source, numbered
-// on from one writer to the next.
+// FIFO reads a named pipe that writers open one after another, and goes on
+// waiting when the last one closes. Lines of all writers form one source,
+// numbered on from one writer to the next. When the reader sees that no
+// writer is left, an unfinished last line is a line of its own (if the next
+// writer connected first, the kernel's pipe has no boundary to show).
+//
+// One non-blocking descriptor is held for the whole run and waited on with
+// Go's poller: an idle FIFO costs no CPU, a writer always finds a reader,
+// and nothing written between two writers is missed.
 type FIFO struct {
 	Path    string // created (mode 0600) if missing
 	MaxLine int
@@ -26,67 +30,82 @@ func (r *FIFO) Run(ctx context.Context, emit func(Line) error) error {
 	if err := makeFIFO(r.Path); err != nil {
 		return err
 	}
-	var (
-		offset, num int64
-		prev        *os.File
-	)
-	defer func() {
-		if prev != nil {
-			prev.Close()
-		}
-	}()
-	for ctx.Err() == nil {
-		// The last writer's descriptor stays open until the next is in
-		// place: a writer that connects meanwhile finds a reader, where it
-		// would otherwise write into a pipe nobody reads (EPIPE).
-		f, err := openFIFO(ctx, r.Path)
-		if prev != nil {
-			prev.Close()
-			prev = nil
-		}
-		if err != nil {
-			return err
-		}
-		if f == nil {
-			return nil // ctx ended while waiting for a writer
-		}
-		offset, num, err = r.drain(ctx, f, offset, num, emit)
-		prev = f
-		if err != nil {
-			return err
-		}
+	// Non-blocking: the open does not wait for a writer.
+	f, err := os.OpenFile(r.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("open FIFO %s: %w", r.Path, err)
 	}
-	return nil
-}
-
-// drain reads one series of writers, until the last closes or ctx ends.
-func (r *FIFO) drain(ctx context.Context, f *os.File, offset, num int64, emit func(Line) error) (int64, int64, error) {
-	// Opened with os.OpenFile, a FIFO is served by Go's poller: a deadline
-	// interrupts a read that waits for data.
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("open FIFO %s: %w", r.Path, err)
+	}
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
 	defer stop()
+	in := &fifoReader{rc: rc, idle: true}
 	origin := Origin{Key: r.Path, Kind: "fifo"}
-	sp := NewSplitter(f, r.Path, r.MaxLine, offset, num)
+	sp := NewSplitter(in, r.Path, r.MaxLine, 0, 0)
 	for {
 		line, err := sp.Next()
 		if err == nil {
 			line.Origin = origin
 			if err := emit(line); err != nil {
-				return sp.Offset(), sp.Lines(), err
+				return err
 			}
 			continue
 		}
 		if line, ok := sp.Partial(); ok {
 			line.Origin = origin
 			if err := emit(line); err != nil {
-				return sp.Offset(), sp.Lines(), err
+				return err
 			}
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) {
-			return sp.Offset(), sp.Lines(), nil
+		switch {
+		case errors.Is(err, io.EOF):
+			sp.Resume() // the writers left: wait for the next
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil
+		default:
+			return fmt.Errorf("read %s: %w", r.Path, err)
 		}
-		return sp.Offset(), sp.Lines(), fmt.Errorf("read %s: %w", r.Path, err)
 	}
+}
+
+// fifoReader reads a FIFO through Go's poller. It returns io.EOF once each
+// time the writers are seen gone (a read of 0 bytes), and otherwise waits
+// for the poller to report data or a writer's coming and going.
+type fifoReader struct {
+	rc   syscall.RawConn
+	idle bool // EOF was reported, or no writer came yet
+}
+
+func (r *fifoReader) Read(p []byte) (int, error) {
+	var (
+		n    int
+		rerr error
+	)
+	err := r.rc.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), p)
+		switch {
+		case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
+			return false // writers, but no data yet: wait
+		case rerr == nil && n == 0 && r.idle:
+			return false // still no writer: wait for one
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	if n == 0 {
+		r.idle = true
+		return 0, io.EOF
+	}
+	r.idle = false
+	return n, nil
 }
 
 // makeFIFO creates path as a FIFO readable by its owner only, unless it
@@ -106,43 +125,4 @@ func makeFIFO(path string) error {
 		return fmt.Errorf("FIFO %s: exists and is not a FIFO", path)
 	}
 	return nil
-}
-
-// openFIFO opens path for reading, waiting for a writer to connect. If ctx
-// ends first it returns nil: a writer's open of our own wakes the waiting one.
-func openFIFO(ctx context.Context, path string) (*os.File, error) {
-	type result struct {
-		f   *os.File
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		f, err := os.OpenFile(path, os.O_RDONLY, 0)
-		done <- result{f, err}
-	}()
-	select {
-	case res := <-done:
-		if res.err != nil {
-			return nil, fmt.Errorf("open FIFO %s: %w", path, res.err)
-		}
-		return res.f, nil
-	case <-ctx.Done():
-	}
-	// The open blocks in the kernel until a writer comes: be that writer. It
-	// fails (ENXIO) until the open above is under way, so try again.
-	wake := time.NewTicker(10 * time.Millisecond)
-	defer wake.Stop()
-	for {
-		if w, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			w.Close()
-		}
-		select {
-		case res := <-done:
-			if res.f != nil {
-				res.f.Close()
-			}
-			return nil, nil
-		case <-wake.C:
-		}
-	}
 }
