@@ -47,24 +47,21 @@ func benchEvents(b *testing.B, n int) (path string, size int64) {
 func BenchmarkIngest(b *testing.B) {
 	const n = 200_000
 	events, size := benchEvents(b, n)
+	empty := filepath.Join(filepath.Dir(events), "empty")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
 	run := func(b *testing.B, follow bool) {
 		b.SetBytes(size)
 		for i := range b.N {
 			db := filepath.Join(b.TempDir(), fmt.Sprintf("t%d.db", i))
 			args := []string{"--db", db, "--quiet"}
-			var stdin *os.File
-			var err error
+			input := events
 			if follow {
 				// stdin at its end: read the file to its end, then stop.
-				stdin, err = os.Open(filepath.Join(b.TempDir(), "empty"))
-				if os.IsNotExist(err) {
-					os.WriteFile(filepath.Join(filepath.Dir(events), "empty"), nil, 0o644)
-					stdin, err = os.Open(filepath.Join(filepath.Dir(events), "empty"))
-				}
-				args = append(args, "--follow", events)
-			} else {
-				stdin, err = os.Open(events)
+				args, input = append(args, "--follow", events), empty
 			}
+			stdin, err := os.Open(input)
 			if err != nil {
 				b.Fatal(err)
 			}
