@@ -60,6 +60,9 @@ type Follower struct {
 	RotateWait   time.Duration // default 5s
 	// Known are the committed checkpoints of files (kind "file").
 	Known []vibekit.Checkpoint
+	// Exclude are paths never read even if a pattern matches them: the
+	// database and its journal files, which would feed on themselves.
+	Exclude []string
 	// Finish, when closed, makes Run read every file to its current end and
 	// return, as when stdin ends.
 	Finish <-chan struct{}
@@ -194,6 +197,7 @@ type followState struct {
 	pollInterval time.Duration
 	rotateWait   time.Duration
 	patterns     []string
+	exclude      map[string]bool
 	watched      []string
 
 	tails   map[fileID]*tail
@@ -213,7 +217,12 @@ func (f *Follower) newState(ctx context.Context, emit func(Line) error) (*follow
 		f: f, ctx: ctx, emit: emit, now: time.Now,
 		pollInterval: f.PollInterval, rotateWait: f.RotateWait,
 		tails: map[fileID]*tail{}, byPath: map[string]*tail{}, byID: map[fileID][]*stream{},
-		warned: map[string]bool{}, startup: true,
+		warned: map[string]bool{}, startup: true, exclude: map[string]bool{},
+	}
+	for _, p := range f.Exclude {
+		if abs, err := filepath.Abs(p); err == nil {
+			st.exclude[abs] = true
+		}
 	}
 	if st.pollInterval <= 0 {
 		st.pollInterval = 250 * time.Millisecond
@@ -394,6 +403,9 @@ func (st *followState) watch(dirs []string) error {
 
 // found handles a path that matches a pattern.
 func (st *followState) found(path string) error {
+	if st.exclude[path] {
+		return nil
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil // gone already, or a dangling link

@@ -399,3 +399,62 @@ func fdOpenTo(target string) bool {
 	}
 	return false
 }
+
+// failingWatcher refuses watches, as inotify does past its limits.
+type failingWatcher struct{ events chan Event }
+
+func (w *failingWatcher) Watch([]string) error {
+	return fmt.Errorf("%w: watch: no space left on device", ErrWatchLimit)
+}
+func (w *failingWatcher) Events() <-chan Event { return w.events }
+func (w *failingWatcher) Close() error         { return nil }
+
+func TestFollower_FallsBackToPolling(t *testing.T) {
+	cases := map[string]func() (Watcher, error){
+		"no watcher": func() (Watcher, error) { return nil, fmt.Errorf("%w: too many open files", ErrWatchLimit) },
+		"no watch":   func() (Watcher, error) { return &failingWatcher{events: make(chan Event)}, nil },
+	}
+	for name, newWatcher := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "a.log")
+			appendFile(t, path, "a1\n")
+			var mu sync.Mutex
+			var warnings []string
+			f := follower(false, path)
+			f.newWatcher = newWatcher
+			f.Warn = func(err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				warnings = append(warnings, err.Error())
+			}
+			s := &sink{}
+			start(t, f, s)
+			waitLines(t, s, "a1")
+			appendFile(t, path, "a2\n")
+			waitLines(t, s, "a1", "a2")
+			mu.Lock()
+			defer mu.Unlock()
+			if len(warnings) != 1 || !strings.Contains(warnings[0], "polling instead") {
+				t.Errorf("warnings = %q, want one saying it polls", warnings)
+			}
+		})
+	}
+}
+
+func TestFollower_ExcludesTheDatabase(t *testing.T) {
+	dir := t.TempDir()
+	appendFile(t, filepath.Join(dir, "a.log"), "a1\n")
+	appendFile(t, filepath.Join(dir, "t.db"), "not to be read\n")
+	finish := make(chan struct{})
+	close(finish)
+	s := &sink{}
+	f := follower(false, filepath.Join(dir, "*"))
+	f.Exclude, f.Finish = []string{filepath.Join(dir, "t.db")}, finish
+	if err := f.Run(context.Background(), s.emit); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.data(); !slices.Equal(got, []string{"a1"}) {
+		t.Fatalf("read %q, want only a.log's line", got)
+	}
+}

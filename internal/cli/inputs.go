@@ -62,7 +62,10 @@ func newInputs(ctx context.Context, o *pipeOptions, db *sqlite.DB, stdin *os.Fil
 			Patterns: o.follow, MaxLine: o.maxLine, FromEnd: o.fromEnd,
 			Poll: o.poll, PollInterval: o.pollInterval, RotateWait: o.rotateWait,
 			Known: known,
-			Warn:  func(err error) { fmt.Fprintf(stderr, "vibekit-pipe: %v\n", err) },
+			// A glob over the database's directory must not read the
+			// database itself.
+			Exclude: []string{o.db, o.db + "-wal", o.db + "-shm", o.db + "-journal"},
+			Warn:    func(err error) { fmt.Fprintf(stderr, "vibekit-pipe: %v\n", err) },
 		}
 	}
 	for _, path := range o.fifos {
