@@ -349,3 +349,53 @@ func processCPU(t *testing.T) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// Backpressure: while the store cannot keep up (here: locked by another
+// writer), reading waits once the pipe's budget of lines is in flight,
+// however much the file holds; then it all arrives.
+func TestFollow_Backpressure(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, wc watcherCase) {
+		dir := t.TempDir()
+		db, path := filepath.Join(dir, "t.db"), filepath.Join(dir, "app.log")
+		failures := make(chan error, 1)
+		o := &pipeOptions{commitFailed: func(err error) {
+			select {
+			case failures <- err:
+			default:
+			}
+		}}
+		appendLines(t, path, "first")
+		startPipe(t, o, nil, wc.args(db, "--follow", path)...)
+		waitStored(t, db, multiset("first"))
+		ctx := context.Background()
+		conn, err := dbQuery(t, db).Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+			t.Fatal(err)
+		}
+		// 40 MB, five times the budget.
+		all := lines(strings.Repeat("y", 500), 1, 80000)
+		appendLines(t, path, all...)
+		select {
+		case <-failures:
+		case <-time.After(deadline):
+			t.Fatal("no commit failed while the database was locked")
+		}
+		// The reader had seconds to run ahead; it stopped at the budget.
+		pos, limit := readTo(os.Getpid(), path), int64(pipeBudget+2<<20)
+		t.Logf("read %d of %d bytes while the store was locked", pos, 40<<20)
+		if pos > limit || pos < 0 {
+			t.Errorf("read %d bytes ahead of a locked store, want at most %d", pos, limit)
+		}
+		if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, func() string { return "all rows" }, func() bool { return rowCount(t, db) == len(all)+2 })
+		if got, want := stored(t, db), multiset(append(all, "first")...); !maps.Equal(got, want) {
+			t.Fatalf("after the lock: %s", diffSets(got, want))
+		}
+	})
+}
