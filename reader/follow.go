@@ -531,6 +531,9 @@ func (st *followState) decide(t *tail) error {
 		if s.holders == 0 && t.size < s.offset {
 			continue // not a copy of what was read
 		}
+		if st.deletedHolder(s) {
+			continue // deleted, then created again: a new file
+		}
 		if best == nil || len(s.fp) > len(best.fp) || len(s.fp) == len(best.fp) && s.offset > best.offset {
 			best = s
 		}
@@ -560,6 +563,21 @@ func (st *followState) decide(t *tail) error {
 		return st.mark(t)
 	}
 	return nil
+}
+
+// deletedHolder reports whether a file that holds s has been deleted (the
+// scan that finds its successor may come before the look that would tell).
+func (st *followState) deletedHolder(s *stream) bool {
+	for _, t := range st.order {
+		if t.s != s {
+			continue
+		}
+		if fi, err := t.f.Stat(); err == nil && nlinkOf(fi) == 0 {
+			s.deleted = true
+			return true
+		}
+	}
+	return false
 }
 
 // mark emits t's stream position, to be committed without a line.

@@ -458,3 +458,24 @@ func TestFollower_ExcludesTheDatabase(t *testing.T) {
 		t.Fatalf("read %q, want only a.log's line", got)
 	}
 }
+
+// A file deleted and created again with the same first bytes (a fixed
+// banner, longer than a copy needs) is a new file, not a copy of the old.
+func TestFollower_RecreatedWithSameStart(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "app.log")
+		banner := "# app 1.2.3 started; format: time level message; see docs for details"
+		appendFile(t, path, banner+"\n")
+		s := &sink{}
+		start(t, follower(poll, path), s)
+		waitLines(t, s, banner)
+		// Replaced in one step (written aside, renamed over it): every look
+		// sees the new file at the path while the old one is deleted.
+		appendFile(t, path+".tmp", banner+"\nnew-1\nnew-2\n") // longer than what was read
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+		waitLines(t, s, banner, banner, "new-1", "new-2")
+	})
+}
