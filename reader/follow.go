@@ -167,7 +167,6 @@ type tail struct {
 	sp      *Splitter
 	readPos int64 // the file position: bytes read into sp
 	size    int64 // at the last look
-	nlink   uint64
 
 	current  bool      // found at a followed path by the last scan
 	gone     time.Time // when it stopped being current
@@ -440,7 +439,7 @@ func (st *followState) found(path string) error {
 		return nil
 	}
 	now := st.now()
-	t := &tail{id: id, f: file, path: path, real: path, size: fi.Size(), nlink: nlinkOf(fi), grew: now,
+	t := &tail{id: id, f: file, path: path, real: path, size: fi.Size(), grew: now,
 		startup: st.startup, startLen: fi.Size()}
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		t.real = real
@@ -635,8 +634,7 @@ func (st *followState) lookAt(t *tail) error {
 		return nil
 	}
 	size, now := fi.Size(), st.now()
-	t.nlink = nlinkOf(fi)
-	if t.nlink == 0 && t.s != nil {
+	if nlinkOf(fi) == 0 && t.s != nil {
 		t.s.deleted = true
 	}
 	if size > t.size {
