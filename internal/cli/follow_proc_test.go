@@ -30,6 +30,13 @@ func pipeCommand(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
 	cmd := exec.Command(bin, args...)
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
+	// A test that fails half-way leaves no process behind.
+	t.Cleanup(func() {
+		if cmd.Process != nil && cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
 	return cmd, stderr
 }
 
