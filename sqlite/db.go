@@ -59,7 +59,7 @@ type DB struct {
 
 	insert     driver.Stmt // prepared on insertConn
 	insertConn *sqlite3.SQLiteConn
-	sourceIDs  map[string]int64 // committed vk_sources ids by name
+	sourceIDs  map[string]int64 // committed vk_sources ids by key
 	ckpt       *checkpointer
 	runID      int64 // this process's vk_runs row, once committed
 }

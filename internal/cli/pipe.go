@@ -51,6 +51,16 @@ type pipeOptions struct {
 	stats     bool
 	maxSizeMB int
 	pruneDays int
+
+	follow       pathList // files and globs to follow
+	fifos        pathList
+	fromEnd      bool
+	poll         bool
+	pollInterval time.Duration
+	rotateWait   time.Duration
+
+	// commitFailed, when set (by tests), is told of each failed commit.
+	commitFailed func(error)
 }
 
 const pipeLongHelp = `vibekit-pipe stores what it reads from stdin in a SQLite telemetry database
@@ -72,13 +82,29 @@ SIGINT, SIGTERM, SIGHUP or a closed stdout everything read is committed and
 the exit status is 0. SIGUSR1 prints --stats without stopping; a second
 SIGINT or SIGTERM stops at once.
 
+--follow reads files, and keeps reading them as they grow, like tail -F:
+it survives rotation (rename or copytruncate), truncation, deletion and
+re-creation, and globs pick up files and directories that appear later.
+Each file's offset is committed with its rows, so a restart (even after
+kill -9) resumes where the last commit stopped: every line is stored once.
+--fifo reads a named pipe (created 0600 if missing) that writers open one
+after another. Rows record their source, for dump --source. With --follow
+or --fifo, stdin is read too if it is a pipe or a file (not a terminal or
+/dev/null); when it ends, the files are read to their end and the run stops.
+Lines from files and FIFOs are not copied to stdout.
+
 Settings come from flags, then VIBEKIT_* environment variables (VIBEKIT_DB,
-VIBEKIT_STREAM_BATCH_SIZE, ...), then a JSON config file (--config).
+VIBEKIT_STREAM_BATCH_SIZE, VIBEKIT_FOLLOW, ...), then a JSON config file
+(--config; a list for the repeatable flags: "follow": ["a.log", "logs/*"]).
 
 Examples:
   some-agent | vibekit-pipe --session s1 --agent claude --mode chat --prompt "fix the bug"
   vibekit-pipe --quiet < events.ndjson
-  vibekit-pipe --db /var/log/vibekit/telemetry.db --stats < run.log > /dev/null`
+  vibekit-pipe --db /var/log/vibekit/telemetry.db --stats < run.log > /dev/null
+  vibekit-pipe --follow app.ndjson --follow 'logs/*.ndjson' < /dev/null
+  vibekit-pipe --follow 'logs/*.ndjson' --from-end --poll < /dev/null
+  mkfifo /tmp/vk; vibekit-pipe --fifo /tmp/vk < /dev/null &
+  echo '{"sessionId":"s1","eventType":"start"}' > /tmp/vk`
 
 func newPipeCommand(o *pipeOptions) *ffcli.Command {
 	fs := flag.NewFlagSet("vibekit-pipe", flag.ContinueOnError)
@@ -97,10 +123,16 @@ func newPipeCommand(o *pipeOptions) *ffcli.Command {
 	fs.BoolVar(&o.stats, "stats", false, "print ingest metrics to stderr at exit")
 	fs.IntVar(&o.maxSizeMB, "max-size-mb", 100, "seal the database into archives/ when its data passes this many `MB` (0: never)")
 	fs.IntVar(&o.pruneDays, "prune-days", 0, "delete rows and archives older than this many `days`, at start and hourly (0: never)")
+	fs.Var(&o.follow, "follow", "follow this file or glob `path`, like tail -F (repeatable)")
+	fs.Var(&o.fifos, "fifo", "read this named pipe `path`, writer after writer (repeatable; created if missing)")
+	fs.BoolVar(&o.fromEnd, "from-end", false, "start followed files that have no checkpoint at their end: only new lines")
+	fs.BoolVar(&o.poll, "poll", false, "look at followed files every --poll-interval instead of watching them (fsnotify)")
+	fs.DurationVar(&o.pollInterval, "poll-interval", 250*time.Millisecond, "how often --poll looks at followed files")
+	fs.DurationVar(&o.rotateWait, "rotate-wait", 5*time.Second, "keep a rotated or deleted file open this long after it last grew, for late writes")
 	addConfigFlag(fs)
 	return &ffcli.Command{
 		Name:       "vibekit-pipe",
-		ShortUsage: "vibekit-pipe [flags] < input",
+		ShortUsage: "vibekit-pipe [flags] < input\n  vibekit-pipe --follow PATH [--fifo PATH] [flags]",
 		ShortHelp:  "store agent output and telemetry events in SQLite, passing them through",
 		LongHelp:   pipeLongHelp,
 		FlagSet:    fs,
@@ -110,12 +142,16 @@ func newPipeCommand(o *pipeOptions) *ffcli.Command {
 
 // RunPipe is vibekit-pipe: it returns the exit code.
 func RunPipe(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
-	var o pipeOptions
-	cmd := newPipeCommand(&o)
+	return runPipeWith(ctx, args, &pipeOptions{}, stdin, stdout, stderr)
+}
+
+// runPipeWith runs vibekit-pipe with the flags set in o; tests set o's hooks.
+func runPipeWith(ctx context.Context, args []string, o *pipeOptions, stdin *os.File, stdout, stderr io.Writer) int {
+	cmd := newPipeCommand(o)
 	cmd.FlagSet.SetOutput(stderr)
 	cmd.Exec = func(ctx context.Context, rest []string) error {
 		if len(rest) > 0 {
-			return usageErrorf("unexpected argument %q (input comes from stdin)", rest[0])
+			return usageErrorf("unexpected argument %q (input comes from stdin; files from --follow)", rest[0])
 		}
 		if o.batchSize < 1 {
 			return usageErrorf("--stream-batch-size must be at least 1, not %d", o.batchSize)
@@ -129,7 +165,10 @@ func RunPipe(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 		if o.maxSizeMB < 0 || o.pruneDays < 0 {
 			return usageErrorf("--max-size-mb and --prune-days must not be negative (0 turns them off)")
 		}
-		return runPipe(ctx, &o, stdin, stdout, stderr)
+		if o.pollInterval <= 0 || o.rotateWait <= 0 {
+			return usageErrorf("--poll-interval and --rotate-wait must be positive")
+		}
+		return runPipe(ctx, o, stdin, stdout, stderr)
 	}
 	return report(stderr, "vibekit-pipe", cmd.ParseAndRun(ctx, args))
 }
@@ -156,9 +195,9 @@ func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr
 		now:     time.Now,
 		rotator: rot,
 	}
-	src := &reader.Stream{File: stdin, Name: "stdin", MaxLine: o.maxLine}
-	if !o.quiet {
-		src.Tee = stdout
+	src, err := newInputs(ctx, o, db, stdin, stdout, stderr)
+	if err != nil {
+		return err
 	}
 	err = p.run(ctx, src)
 	rot.Close() // a seal under way finishes first
@@ -204,7 +243,7 @@ type pipeMetrics struct {
 	flushTotal, flushLast                    time.Duration
 }
 
-// source is where lines come from; reader.Stream is one.
+// source is where lines come from: reader.Stream is one, inputs all of them.
 type source interface {
 	Run(ctx context.Context, emit func(reader.Line) error) error
 }
@@ -296,10 +335,23 @@ func (p *pipe) run(ctx context.Context, src source) error {
 	return failure
 }
 
-// handle maps one line to a row, a reject or a skip.
+// handle maps one line to a row, a reject or a skip, and records its
+// source's position after it, to be committed with it.
 func (p *pipe) handle(l *reader.Line, now time.Time) {
+	cp := vibekit.Checkpoint{Source: l.Source, Key: l.Key, Kind: l.Kind, Dev: l.Dev, Ino: l.Ino,
+		Fingerprint: l.Fingerprint, Offset: l.End, Line: l.Num, Size: l.Size}
+	if cp.Kind == "" {
+		cp.Kind = "stdin"
+	}
+	if cp.Kind != "file" {
+		cp.Size = l.End // a stream's size is what was read of it
+	}
+	defer p.b.Checkpoint(cp, now)
+	if l.Mark {
+		return // a position only
+	}
 	p.m.lines++
-	defer p.b.Checkpoint(vibekit.Checkpoint{Source: l.Source, Kind: "stdin", Offset: l.End, Line: l.Num}, now)
+	source := cp.SourceKey()
 	if l.Overlong {
 		p.b.CountLine(l.Length, false, now)
 		p.reject(l, fmt.Sprintf("line is %d bytes, over the limit of %d (--max-line-bytes)", l.Length, p.o.maxLine), now)
@@ -314,7 +366,7 @@ func (p *pipe) handle(l *reader.Line, now time.Time) {
 		p.m.skipped++
 	case kind == vibekit.LineRecord:
 		p.m.rows++
-		p.b.AddRecord(rec, l.Source, now)
+		p.b.AddRecord(rec, source, now)
 	case kind == vibekit.LineReject:
 		p.reject(l, err.Error(), now)
 	default:
@@ -325,7 +377,7 @@ func (p *pipe) handle(l *reader.Line, now time.Time) {
 		if l.Partial {
 			rec.Metadata = json.RawMessage(`{"partial":true}`)
 		}
-		p.b.AddRecord(rec, l.Source, now)
+		p.b.AddRecord(rec, source, now)
 	}
 }
 
@@ -400,6 +452,9 @@ func (p *pipe) writer(in <-chan *vibekit.Batch, out chan<- commitResult, stoppin
 			took, err = p.db.Commit(context.Background(), b)
 			if err == nil {
 				break
+			}
+			if p.o.commitFailed != nil {
+				p.o.commitFailed(err)
 			}
 			select {
 			case <-stopping:

@@ -38,6 +38,8 @@ import (
 //	{db}      the database vibekit-pipe writes
 //	{rotdb}   the database vibekit-pipe writes with rotation on
 //	{refdb}   the database the sqlite3 CLI writes for the reference ingest
+//	{followdb} the database vibekit-pipe --follow writes
+//	{empty}   an empty file
 //
 // Commands run with the caller's environment minus VIBEKIT_* (so a user's
 // settings or config file cannot skew the numbers), plus their env.
@@ -72,6 +74,16 @@ func benchCommands() []command {
 			unit:     unitEvents,
 			archives: true,
 			base:     "vibekit-pipe ingest",
+		},
+		{
+			// Catching up on a file with --follow. stdin at its end (an
+			// empty file) stops the run once the file is read to its end.
+			name:  "vibekit-pipe --follow catch-up",
+			argv:  []string{"{bin}/vibekit-pipe", "--db", "{followdb}", "--quiet", "--follow", "{events}", "--max-size-mb", "100000"},
+			stdin: "{empty}",
+			db:    "{followdb}",
+			unit:  unitEvents,
+			vs:    "sqlite3 .import + json_extract",
 		},
 		{
 			name:      "sqlite3 .import + json_extract",
@@ -267,6 +279,12 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		"{db}":     filepath.Join(work, "ingest.db"),
 		"{rotdb}":  filepath.Join(work, "rotate", "ingest.db"),
 		"{refdb}":  filepath.Join(work, "ref.db"),
+
+		"{followdb}": filepath.Join(work, "follow.db"),
+		"{empty}":    filepath.Join(work, "empty"),
+	}
+	if err := os.WriteFile(paths["{empty}"], nil, 0o644); err != nil {
+		return fmt.Errorf("write empty stdin file: %w", err)
 	}
 	if strings.ContainsAny(paths["{events}"], "\"\n") {
 		return fmt.Errorf("scratch directory %q: the sqlite3 .import cannot take a path with quotes or newlines", work)
@@ -337,7 +355,7 @@ func workDir(dir string) (string, func(), error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return "", nil, fmt.Errorf("make scratch directory: %w", err)
 	}
-	for _, pattern := range []string{"ingest.db*", "ref.db*", "archives", "rotate", "sealed.db*"} {
+	for _, pattern := range []string{"ingest.db*", "ref.db*", "archives", "rotate", "sealed.db*", "follow.db*"} {
 		old, _ := filepath.Glob(filepath.Join(abs, pattern))
 		for _, f := range old {
 			if err := os.RemoveAll(f); err != nil {
@@ -415,7 +433,8 @@ func (b *bench) expand(s string, quote bool) string {
 
 // display is the command line to show: short file names, no directories.
 func display(c command) string {
-	short := strings.NewReplacer("{bin}/", "", "{work}/", "", "{events}", "events.ndjson", "{db}", "ingest.db", "{rotdb}", "rotate/ingest.db", "{refdb}", "ref.db")
+	short := strings.NewReplacer("{bin}/", "", "{work}/", "", "{events}", "events.ndjson", "{db}", "ingest.db", "{rotdb}", "rotate/ingest.db", "{refdb}", "ref.db",
+		"{followdb}", "follow.db", "{empty}", "empty")
 	var s string
 	if c.shell != "" {
 		s = short.Replace(c.shell)
