@@ -95,7 +95,13 @@ func Open(path string, opts Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
-	if err := db.migrate(opts.EnableIndexes); err != nil {
+	// Connecting sets WAL mode, which fails at once, without waiting for the
+	// busy timeout, while another process is creating the same file: retry.
+	err = retryBusy(busy, sqldb.Ping)
+	if err == nil {
+		err = retryBusy(busy, func() error { return db.migrate(opts.EnableIndexes) })
+	}
+	if err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -260,6 +266,19 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// retryBusy calls fn until it succeeds, fails with an error other than
+// SQLITE_BUSY, or timeout has passed, waiting longer after each try.
+func retryBusy(timeout time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		err := fn()
+		if err == nil || !IsBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
 }
 
 // IsBusy reports whether err is SQLite's "database is locked" (or busy):
