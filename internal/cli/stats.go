@@ -130,7 +130,7 @@ func writeJSONLine(w io.Writer, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// writeStatsText prints the guide's summary:
+// writeStatsText prints the guide's summary, and what follows it:
 //
 //	Total Events: 1,234
 //	Sessions: 56
@@ -138,6 +138,9 @@ func writeJSONLine(w io.Writer, v any) {
 //	Date Range: 2024-01-01 to 2024-01-31
 //	Database Size: 15.2 MB
 //	Average Session Duration: 2m 34s
+//	Errors: 3
+//	Event Types: start 56, stream 1,120, end 55, error 3
+//	Pruned: 20,000 events, 12 rejects, 2 archives; last 2024-01-31 (older than 2024-01-01)
 func writeStatsText(w io.Writer, s *vibekit.Stats, width int) {
 	fmt.Fprintf(w, "Total Events: %s\n", formatCount(s.TotalEvents))
 	fmt.Fprintf(w, "Sessions: %s\n", formatCount(s.Sessions))
@@ -155,6 +158,7 @@ func writeStatsText(w io.Writer, s *vibekit.Stats, width int) {
 		types = append(types, fmt.Sprintf("%s %s", t, formatCount(s.EventTypes[t])))
 	}
 	fmt.Fprintf(w, "Event Types: %s\n", strings.Join(types, ", "))
+	fmt.Fprintf(w, "Pruned: %s\n", formatPruned(s.Pruned))
 	if s.GroupBy != "" {
 		fmt.Fprintf(w, "By %s: %s\n", s.GroupBy, formatShares(s.Groups))
 	}
@@ -162,6 +166,17 @@ func writeStatsText(w io.Writer, s *vibekit.Stats, width int) {
 		fmt.Fprintf(w, "\nEvents by %s:\n", s.By)
 		writeBars(w, s.Timeline, width)
 	}
+}
+
+// formatPruned shows what retention deleted: the events of the live
+// database and of whole archives, rejects, and the last pass.
+func formatPruned(p vibekit.PruneTotals) string {
+	if p.Passes == 0 {
+		return "none"
+	}
+	day := func(ms int64) string { return time.UnixMilli(ms).Format("2006-01-02") }
+	return fmt.Sprintf("%s events, %s rejects, %s; last %s (older than %s)",
+		formatCount(p.Rows+p.ArchiveRows), formatCount(p.Rejects), plural(p.Archives, "archive"), day(p.Last), day(p.LastBefore))
 }
 
 // formatShares shows values with their share of the events: claude (80%).
