@@ -154,8 +154,13 @@ func OpenReadOnly(path string) (*DB, error) {
 // dsn builds a go-sqlite3 URI for path. SQLite URIs give '?', '#' and '%' a
 // meaning, so those are escaped in the path.
 func dsn(path string, busy time.Duration, params string) string {
+	return fileURI(path, "_busy_timeout="+strconv.Itoa(int(busy/time.Millisecond))+"&"+params)
+}
+
+// fileURI is the SQLite URI of path with the query params.
+func fileURI(path, params string) string {
 	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
-	return "file:" + r.Replace(path) + "?_busy_timeout=" + strconv.Itoa(int(busy/time.Millisecond)) + "&" + params
+	return "file:" + r.Replace(path) + "?" + params
 }
 
 // Close closes the database. With WAL, the last connection to close
