@@ -6,6 +6,7 @@ import (
 
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/rotate"
+	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
 // scanFunc calls fn with each record a filter selects: sqlite.DB.Scan over
@@ -17,7 +18,7 @@ type scanFunc func(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Recor
 const defaultMaxArchiveMB = 16 << 10
 
 // archiveFlags are --archives and --max-archive-mb, for the commands that
-// read records (dump; stats, sessions and query on branch cli).
+// read records: dump, stats, sessions and query.
 type archiveFlags struct {
 	archives     bool
 	maxArchiveMB int
@@ -42,4 +43,24 @@ func (a *archiveFlags) scanner(db string) scanFunc {
 	return func(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Record) error) error {
 		return rotate.Scan(ctx, db, f, o, fn)
 	}
+}
+
+// merged gathers the rows that f selects from the database at db and its
+// archives into one database in a private temporary directory
+// (rotate.Merge), and calls fn with it, open read-only, so that a command
+// runs its own SQL on them; the directory is removed afterwards, whatever
+// happens. wholeSessions reads f's time bounds as sessions does.
+func (a *archiveFlags) merged(ctx context.Context, db string, f vibekit.Filter, wholeSessions bool, fn func(*sqlite.DB) error) error {
+	o := rotate.MergeOptions{ReadOptions: rotate.ReadOptions{Limits: archiveLimits(a.maxArchiveMB)}, WholeSessions: wholeSessions}
+	m, err := rotate.Merge(ctx, db, f, o)
+	if err != nil {
+		return err
+	}
+	defer m.Remove()
+	store, err := sqlite.OpenReadOnly(m.Path)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return fn(store)
 }
