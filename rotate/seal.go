@@ -1,12 +1,12 @@
 package rotate
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -181,7 +181,10 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	if level == 0 {
 		level = zstd.SpeedDefault
 	}
-	size, err = pack(ctx, snap, tmp, meta, level, s.Concurrency)
+	// The digest of the snapshot, taken as it is compressed, is what the
+	// archive must unpack to: no second read of the snapshot.
+	seed := maphash.MakeSeed()
+	size, want, err := pack(ctx, snap, tmp, meta, level, s.Concurrency, seed)
 	if err != nil {
 		return rollback(err)
 	}
@@ -197,7 +200,7 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	s.hook(StepRenamed)
 
 	began = time.Now()
-	if err := verifyAgainst(ctx, final, snap); err != nil {
+	if err := verifyAgainst(ctx, final, want, seed); err != nil {
 		return rollback(fmt.Errorf("verify: %w", err))
 	}
 	res.Verify = time.Since(began)
@@ -255,7 +258,7 @@ func (s *Sealer) switchTo(ctx context.Context, id int64) error {
 
 // checkSnapshot runs integrity_check on the snapshot and reads what it holds.
 func checkSnapshot(ctx context.Context, path string) (sqlite.Contents, error) {
-	db, err := sqlite.OpenReadOnly(path)
+	db, err := sqlite.OpenPrivate(path)
 	if err != nil {
 		return sqlite.Contents{}, fmt.Errorf("snapshot: %w", err)
 	}
@@ -270,26 +273,18 @@ func checkSnapshot(ctx context.Context, path string) (sqlite.Contents, error) {
 	return db.Contents(ctx)
 }
 
-// verifyAgainst unpacks the archive and compares it with the snapshot it was
-// made from, byte for byte: as the snapshot passed integrity_check, so does
-// the archive, unpacked.
-func verifyAgainst(ctx context.Context, archive, snapshot string) error {
-	f, err := os.Open(snapshot)
-	if err != nil {
+// verifyAgainst reads the archive back from disk, decompresses it as a
+// stream and checks that it unpacks to the snapshot it was made from: the
+// same size and the same hash (with seed) as the bytes pack compressed.
+// The decoder also checks each frame's own checksum. As the snapshot passed
+// integrity_check, so does the archive, unpacked.
+func verifyAgainst(ctx context.Context, archive string, want digest, seed maphash.Seed) error {
+	d := newDigester(seed)
+	if _, _, err := decode(ctx, archive, Limits{MaxBytes: want.size}, d); err != nil {
 		return err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	cmp := &sameAs{r: bufio.NewReaderSize(f, 1<<20)}
-	_, n, err := decode(ctx, archive, Limits{MaxBytes: fi.Size()}, cmp)
-	if err != nil {
-		return err
-	}
-	if n != fi.Size() {
-		return &BadArchiveError{archive, fmt.Errorf("unpacks to %d bytes, the snapshot has %d", n, fi.Size())}
+	if got := d.digest(); got != want {
+		return &BadArchiveError{archive, fmt.Errorf("unpacks to %d bytes that differ from the snapshot's %d", got.size, want.size)}
 	}
 	return nil
 }
@@ -302,7 +297,7 @@ func Verify(ctx context.Context, path, tmpDir string, lim Limits) (sqlite.Conten
 		return sqlite.Contents{}, err
 	}
 	defer os.Remove(out)
-	db, err := sqlite.OpenReadOnly(out)
+	db, err := sqlite.OpenPrivate(out)
 	if err != nil {
 		return sqlite.Contents{}, &BadArchiveError{path, err}
 	}

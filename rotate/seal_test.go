@@ -1,16 +1,19 @@
 package rotate
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	_ "github.com/mattn/go-sqlite3"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
@@ -218,5 +221,68 @@ func TestRecover_NeverSealed(t *testing.T) {
 	r.Close()
 	if _, err := os.Stat(Dir(db.Path)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("archives/ was created: %v", err)
+	}
+}
+
+// TestSeal_VerifyCatchesAlteredArchive: an archive that does not unpack to
+// the snapshot it was made from is not switched to: the seal rolls back,
+// no archive is left, and every row stays live. The archive is altered on
+// disk after its rename, as a bad disk or a bug would: damaged bytes, and a
+// well-formed archive (good frames, right size) of a database that differs
+// by one byte.
+func TestSeal_VerifyCatchesAlteredArchive(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		alter func(t *testing.T, archive string)
+	}{
+		{"damaged", func(t *testing.T, archive string) {
+			b, _ := os.ReadFile(archive)
+			for i := len(b) / 2; i < len(b)/2+16; i++ {
+				b[i] ^= 0xff
+			}
+			os.WriteFile(archive, b, 0o600)
+		}},
+		{"another database", func(t *testing.T, archive string) {
+			snaps, _ := filepath.Glob(filepath.Join(filepath.Dir(archive), ".snapshot-*.db.tmp"))
+			if len(snaps) != 1 {
+				t.Fatalf("snapshots %v", snaps)
+			}
+			b, err := os.ReadFile(snaps[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := bytes.Index(b, []byte("row 123 "))
+			b[i+4] = '9' // row 923: still a sound database
+			other := filepath.Join(t.TempDir(), "other.db")
+			os.WriteFile(other, b, 0o600)
+			m, _ := ReadMeta(archive)
+			os.Remove(archive)
+			if _, _, err := pack(context.Background(), other, archive, m, zstd.SpeedDefault, 1, maphash.MakeSeed()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := MustOpen(t)
+			commitRows(t, db, 0, 300)
+			s := &Sealer{DB: db, Hook: func(st Step) {
+				if st == StepRenamed {
+					as, _ := List(db.Path)
+					c.alter(t, as[0].Path)
+				}
+			}}
+			_, err := s.Seal(context.Background(), 0)
+			if err == nil || !strings.Contains(err.Error(), "verify") {
+				t.Fatalf("seal of an altered archive: err = %v, want a verify error", err)
+			}
+			if as, _ := List(db.Path); len(as) != 0 {
+				t.Errorf("archives left: %v", as)
+			}
+			archived, live := allRows(t, db.Path)
+			checkExactly(t, archived, live, 300)
+			if seals, _ := db.Seals(context.Background()); len(seals) != 0 {
+				t.Errorf("seals recorded: %+v", seals)
+			}
+		})
 	}
 }

@@ -139,14 +139,35 @@ func OpenReadOnly(path string) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	sqldb := sql.OpenDB(connector(dsn(path, BusyTimeout, "mode=ro&_query_only=1"), ""))
-	db := &DB{Path: path, db: sqldb, readOnly: true, now: time.Now}
+	return checkReadable(&DB{Path: path, db: sqldb, readOnly: true, now: time.Now})
+}
+
+// mmapSize is how much of a private file SQLite maps into memory: all of it
+// (SQLite caps it at 2 GiB unless built otherwise).
+const mmapSize = 1 << 40
+
+// OpenPrivate opens for reading a database file that nothing writes while
+// it is open: an unpacked archive, a snapshot being sealed, a merged
+// database, each in a private directory. SQLite then takes no locks on it
+// (immutable) and maps it into memory rather than copying each page it
+// reads; a file others may write or truncate is opened with OpenReadOnly.
+func OpenPrivate(path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	sqldb := sql.OpenDB(connector(dsn(path, BusyTimeout, "mode=ro&immutable=1&_query_only=1"), fmt.Sprintf(`PRAGMA mmap_size = %d`, mmapSize)))
+	return checkReadable(&DB{Path: path, db: sqldb, readOnly: true, now: time.Now})
+}
+
+// checkReadable refuses a database from a newer version, and closes it.
+func checkReadable(db *DB) (*DB, error) {
 	v, err := db.userVersion()
 	if err == nil && v > latestVersion() {
 		err = fmt.Errorf("%w (version %d; this program knows up to %d)", vibekit.ErrSchemaTooNew, v, latestVersion())
 	}
 	if err != nil {
-		sqldb.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		db.db.Close()
+		return nil, fmt.Errorf("open database %s: %w", db.Path, err)
 	}
 	return db, nil
 }
