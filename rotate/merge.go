@@ -23,7 +23,7 @@ type MergeOptions struct {
 // Merged is the live database and its archives gathered into one database
 // file, in a private temporary directory that Remove deletes.
 type Merged struct {
-	Path     string // the database: open it with sqlite.OpenReadOnly
+	Path     string // the database: open it with sqlite.OpenPrivate
 	Rows     int64  // the rows it holds
 	Archives int    // the archives that were opened
 	dir      string

@@ -237,19 +237,6 @@ func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.En
 	return err
 }
 
-// ctxReader stops a long copy when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
-}
-
 // decode unpacks the archive at path into w, within lim. It checks, before
 // and while writing, that the content is a SQLite database no larger than
 // its own header, the frame header and lim say, so a bomb or a foreign
@@ -301,8 +288,8 @@ func decode(ctx context.Context, path string, lim Limits, w io.Writer) (Meta, in
 		return m, 0, bad(err)
 	}
 	defer dec.Close()
-	cw := &checkedWriter{w: w, limit: limit}
-	_, err = io.Copy(cw, ctxReader{ctx, dec})
+	cw := &checkedWriter{ctx: ctx, w: w, limit: limit}
+	_, err = dec.WriteTo(cw) // whole blocks, without copying them through a buffer
 	if err == nil && cw.n < int64(len(sqliteMagic)) {
 		err = errors.New("not a SQLite database inside (too short)")
 	}
@@ -328,6 +315,7 @@ func decode(ctx context.Context, path string, lim Limits, w io.Writer) (Meta, in
 // the magic header first, and no more than limit bytes or the size the
 // header states.
 type checkedWriter struct {
+	ctx    context.Context // stops a long decode when it ends
 	w      io.Writer
 	limit  int64
 	n      int64
@@ -336,6 +324,9 @@ type checkedWriter struct {
 }
 
 func (c *checkedWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
 	if c.n+int64(len(p)) > c.limit {
 		return 0, fmt.Errorf("unpacks to more than %d bytes: refusing (a zstd bomb, or over the limit)", c.limit)
 	}
@@ -384,11 +375,7 @@ func Unpack(ctx context.Context, path, dir string, lim Limits) (string, Meta, er
 	}
 	out := f.Name()
 	sf := &sparseFile{f: f}
-	w := bufio.NewWriterSize(sf, 1<<20)
-	m, _, err := decode(ctx, path, lim, w)
-	if err == nil {
-		err = w.Flush()
-	}
+	m, _, err := decode(ctx, path, lim, sf)
 	if err == nil {
 		err = f.Truncate(sf.off) // the size, if it ends in a hole
 	}

@@ -57,7 +57,7 @@ func (a *archiveFlags) merged(ctx context.Context, db string, f vibekit.Filter, 
 		return err
 	}
 	defer m.Remove()
-	store, err := sqlite.OpenReadOnly(m.Path)
+	store, err := sqlite.OpenPrivate(m.Path)
 	if err != nil {
 		return err
 	}
