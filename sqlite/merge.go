@@ -81,12 +81,6 @@ func (m *Merged) Copy(ctx context.Context, src string, f vibekit.Filter, o CopyO
 		return 0, fmt.Errorf("merge %s: %w", src, err)
 	}
 	defer m.conn.ExecContext(context.Background(), `DETACH DATABASE src`)
-	if o.Immutable {
-		// Nothing writes it: read it mapped, without copying each page.
-		if _, err := m.conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA src.mmap_size = %d`, mmapSize)); err != nil {
-			return 0, fmt.Errorf("merge %s: %w", src, err)
-		}
-	}
 	var v int
 	if err := m.conn.QueryRowContext(ctx, `PRAGMA src.user_version`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("merge %s: %w", src, err)
