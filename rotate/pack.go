@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"os"
 	"path/filepath"
@@ -56,58 +55,61 @@ var sqliteMagic = []byte("SQLite format 3\x00")
 // ratio; decoders read concatenated frames as one stream.
 const frameSize = 4 << 20
 
-// digest is what verifying an archive compares: the size of the database
-// it unpacks to and a hash of its bytes.
-type digest struct {
-	size int64
-	sum  uint64
+// framing is what pack wrote, for verifying the archive: the size of the
+// database compressed and, in order, each frame's compressed length and the
+// checksum of its content that ends it (xxhash64, low 32 bits). The decoder
+// checks each frame's content against that checksum, so an archive whose
+// frames end in these checksums, in this order, and decode, holds the
+// database pack read: verifying needs no second read or hash of it.
+type framing struct {
+	size   int64
+	frames []frame
 }
 
-// digester hashes what is written to it, with a seed chosen per seal.
-type digester struct {
-	h maphash.Hash
-	n int64
+type frame struct {
+	n   int64
+	sum uint32
 }
 
-func newDigester(seed maphash.Seed) *digester {
-	d := &digester{}
-	d.h.SetSeed(seed)
-	return d
+// frameWriter writes frames to w, one per Write, and notes their framing.
+type frameWriter struct {
+	w io.Writer
+	f framing
 }
 
-func (d *digester) Write(p []byte) (int, error) {
-	d.h.Write(p)
-	d.n += int64(len(p))
-	return len(p), nil
+func (fw *frameWriter) Write(p []byte) (int, error) {
+	if len(p) < 4 {
+		return 0, errors.New("a frame shorter than its checksum")
+	}
+	fw.f.frames = append(fw.f.frames, frame{int64(len(p)), binary.LittleEndian.Uint32(p[len(p)-4:])})
+	return fw.w.Write(p)
 }
-
-func (d *digester) digest() digest { return digest{d.n, d.h.Sum64()} }
 
 // pack compresses the database file src into a new file dst (0600), with m
 // in a skippable frame ahead of it, and fsyncs dst. level is the zstd
 // encoder's; workers compress frames in parallel. It returns the archive's
-// size and the digest of src as it read it, hashed with seed.
-func pack(ctx context.Context, src, dst string, m Meta, level zstd.EncoderLevel, workers int, seed maphash.Seed) (int64, digest, error) {
-	n, d, err := packFile(ctx, src, dst, m, level, workers, seed)
+// size and its framing.
+func pack(ctx context.Context, src, dst string, m Meta, level zstd.EncoderLevel, workers int) (int64, framing, error) {
+	n, f, err := packFile(ctx, src, dst, m, level, workers)
 	if err != nil {
 		err = fmt.Errorf("compress: %w", err)
 	}
-	return n, d, err
+	return n, f, err
 }
 
-func packFile(ctx context.Context, src, dst string, m Meta, level zstd.EncoderLevel, workers int, seed maphash.Seed) (int64, digest, error) {
+func packFile(ctx context.Context, src, dst string, m Meta, level zstd.EncoderLevel, workers int) (int64, framing, error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return 0, digest{}, err
+		return 0, framing{}, err
 	}
 	defer in.Close()
 	fi, err := in.Stat()
 	if err != nil {
-		return 0, digest{}, err
+		return 0, framing{}, err
 	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, digest{}, err
+		return 0, framing{}, err
 	}
 	ok := false
 	defer func() {
@@ -118,36 +120,38 @@ func packFile(ctx context.Context, src, dst string, m Meta, level zstd.EncoderLe
 	}()
 	m.Bytes = fi.Size()
 	if _, err := out.Write(appendMeta(nil, m)); err != nil {
-		return 0, digest{}, err
+		return 0, framing{}, err
 	}
-	d := newDigester(seed)
-	if err := compressFrames(ctx, io.TeeReader(in, d), out, level, max(workers, 1)); err != nil {
-		return 0, digest{}, err
+	fw := &frameWriter{w: out, f: framing{size: m.Bytes}}
+	if err := compressFrames(ctx, in, fw, level, max(workers, 1)); err != nil {
+		return 0, framing{}, err
 	}
 	if err := out.Sync(); err != nil {
-		return 0, digest{}, fmt.Errorf("fsync: %w", err)
+		return 0, framing{}, fmt.Errorf("fsync: %w", err)
 	}
 	n, _ := out.Seek(0, io.SeekCurrent)
 	if err := out.Close(); err != nil {
-		return 0, digest{}, err
+		return 0, framing{}, err
 	}
 	ok = true
-	return n, d.digest(), nil
+	return n, fw.f, nil
 }
 
 // Compress writes the database file src as an archive dst, as a seal does,
 // with workers goroutines: for benchmarks beside the zstd tool.
 func Compress(ctx context.Context, src, dst string, workers int) (int64, error) {
-	n, _, err := pack(ctx, src, dst, Meta{}, zstd.SpeedDefault, workers, maphash.MakeSeed())
+	n, _, err := pack(ctx, src, dst, Meta{}, zstd.SpeedDefault, workers)
 	return n, err
 }
 
 // compressFrames reads r in frameSize pieces, compresses each into a frame
-// on one of workers goroutines, and writes the frames to w in order.
+// on one of workers goroutines, and writes the frames to w in order, one
+// Write each. Every frame states its content size and ends in the checksum
+// of its content.
 func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.EncoderLevel, workers int) error {
 	if workers == 1 {
 		// On this goroutine: no hand-over between goroutines.
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
 		if err != nil {
 			return err
 		}
@@ -186,7 +190,7 @@ func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.En
 	encs := make([]*zstd.Encoder, workers)
 	for i := range encs {
 		// Each frame's header states its size (EncodeAll does).
-		encs[i], encErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
+		encs[i], encErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
 		if encErr != nil {
 			return encErr
 		}

@@ -3,10 +3,11 @@ package rotate
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/maphash"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -181,10 +182,7 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	if level == 0 {
 		level = zstd.SpeedDefault
 	}
-	// The digest of the snapshot, taken as it is compressed, is what the
-	// archive must unpack to: no second read of the snapshot.
-	seed := maphash.MakeSeed()
-	size, want, err := pack(ctx, snap, tmp, meta, level, s.Concurrency, seed)
+	size, want, err := pack(ctx, snap, tmp, meta, level, s.Concurrency)
 	if err != nil {
 		return rollback(err)
 	}
@@ -200,7 +198,7 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	s.hook(StepRenamed)
 
 	began = time.Now()
-	if err := verifyAgainst(ctx, final, want, seed); err != nil {
+	if err := verifyAgainst(ctx, final, want); err != nil {
 		return rollback(fmt.Errorf("verify: %w", err))
 	}
 	res.Verify = time.Since(began)
@@ -273,20 +271,42 @@ func checkSnapshot(ctx context.Context, path string) (sqlite.Contents, error) {
 	return db.Contents(ctx)
 }
 
-// verifyAgainst reads the archive back from disk, decompresses it as a
-// stream and checks that it unpacks to the snapshot it was made from: the
-// same size and the same hash (with seed) as the bytes pack compressed.
-// The decoder also checks each frame's own checksum. As the snapshot passed
-// integrity_check, so does the archive, unpacked.
-func verifyAgainst(ctx context.Context, archive string, want digest, seed maphash.Seed) error {
-	d := newDigester(seed)
-	if _, _, err := decode(ctx, archive, Limits{MaxBytes: want.size}, d); err != nil {
+// verifyAgainst reads the archive back from disk and checks that it holds
+// the snapshot pack compressed: the frames pack wrote, each ending in the
+// checksum of its content, in order and nothing else; and that they
+// decompress, as a stream, to the snapshot's size, the decoder checking
+// each frame's content against its checksum. The snapshot itself is not
+// read again. As it passed integrity_check, so does the archive, unpacked.
+func verifyAgainst(ctx context.Context, archive string, want framing) error {
+	f, err := openArchive(archive)
+	if err != nil {
 		return err
 	}
-	if got := d.digest(); got != want {
-		return &BadArchiveError{archive, fmt.Errorf("unpacks to %d bytes that differ from the snapshot's %d", got.size, want.size)}
+	defer f.Close()
+	bad := func(err error) error { return &BadArchiveError{archive, err} }
+	_, off, err := readMeta(f)
+	if err != nil {
+		return bad(err)
 	}
-	return nil
+	var sum [4]byte
+	for i, fr := range want.frames {
+		if _, err := f.ReadAt(sum[:], off+fr.n-4); err != nil || binary.LittleEndian.Uint32(sum[:]) != fr.sum {
+			return bad(fmt.Errorf("frame %d is not the one written (%v)", i, err))
+		}
+		off += fr.n
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return bad(err)
+	}
+	if fi.Size() != off {
+		return bad(fmt.Errorf("%d bytes on disk where %d were written", fi.Size(), off))
+	}
+	_, n, err := decode(ctx, archive, Limits{MaxBytes: want.size}, io.Discard)
+	if err == nil && n != want.size {
+		err = bad(fmt.Errorf("unpacks to %d bytes, the snapshot has %d", n, want.size))
+	}
+	return err
 }
 
 // Verify unpacks the archive at path into tmpDir, opens it read-only and
