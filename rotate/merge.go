@@ -18,6 +18,10 @@ type MergeOptions struct {
 	// select sessions by their first row, and every row of such a session
 	// is merged, whichever archive holds it.
 	WholeSessions bool
+	// NoText leaves prompt and streamData NULL (sqlite.CopyOptions.NoText):
+	// for summaries, which do not read them. Run them without f.Contains,
+	// which the merge applied.
+	NoText bool
 }
 
 // Merged is the live database and its archives gathered into one database
@@ -72,7 +76,7 @@ func Merge(ctx context.Context, dbPath string, f vibekit.Filter, o MergeOptions)
 	// than in neither.
 	_, statErr := os.Stat(dbPath)
 	if statErr == nil {
-		n, err := m.Copy(ctx, dbPath, rows, sqlite.CopyOptions{})
+		n, err := m.Copy(ctx, dbPath, rows, sqlite.CopyOptions{NoText: o.NoText})
 		if err != nil {
 			return nil, err
 		}
@@ -106,7 +110,7 @@ func Merge(ctx context.Context, dbPath string, f vibekit.Filter, o MergeOptions)
 			return err
 		})
 	}
-	if err := copyEach(within, sqlite.CopyOptions{Immutable: true}); err != nil {
+	if err := copyEach(within, sqlite.CopyOptions{Immutable: true, NoText: o.NoText}); err != nil {
 		return nil, err
 	}
 	if whole && len(outside) > 0 {
@@ -117,7 +121,7 @@ func Merge(ctx context.Context, dbPath string, f vibekit.Filter, o MergeOptions)
 			return nil, err
 		}
 		if n > 0 {
-			if err := copyEach(outside, sqlite.CopyOptions{Immutable: true, Wanted: true}); err != nil {
+			if err := copyEach(outside, sqlite.CopyOptions{Immutable: true, Wanted: true, NoText: o.NoText}); err != nil {
 				return nil, err
 			}
 		}

@@ -144,7 +144,7 @@ func TestMerge_WholeSessions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mdb, m := merged(t, s.DB.Path, f, MergeOptions{WholeSessions: true})
+		mdb, m := merged(t, s.DB.Path, f, MergeOptions{WholeSessions: true, NoText: true})
 		got, err := mdb.Sessions(ctx, f)
 		if err != nil {
 			t.Fatal(err)
@@ -154,7 +154,7 @@ func TestMerge_WholeSessions(t *testing.T) {
 		}
 	}
 	// Bounds that no session starts in open only the archives they cover.
-	_, m = merged(t, s.DB.Path, vibekit.Filter{From: sec(400)}, MergeOptions{WholeSessions: true})
+	_, m = merged(t, s.DB.Path, vibekit.Filter{From: sec(400)}, MergeOptions{WholeSessions: true, NoText: true})
 	if m.Archives != 0 {
 		t.Errorf("sessions from after the last row opened %d archives", m.Archives)
 	}

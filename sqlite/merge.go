@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
@@ -64,6 +65,10 @@ type CopyOptions struct {
 	Immutable bool
 	// Wanted copies only the rows of the sessions that Want marked.
 	Wanted bool
+	// NoText copies prompt and streamData, most of a row's bytes, as NULL:
+	// for summaries (stats, sessions), which read neither. A filter on them
+	// (Contains) applies to the rows read all the same.
+	NoText bool
 }
 
 // Copy adds to the merged table the telemetry rows that f selects (its
@@ -99,8 +104,12 @@ func (m *Merged) Copy(ctx context.Context, src string, f vibekit.Filter, o CopyO
 	}
 	// The alias keeps the filter's "telemetry.id" on the attached table;
 	// the tables of its source filter are found in src, as main has none.
+	cols := recordColumns
+	if o.NoText {
+		cols = strings.NewReplacer("prompt,", "NULL,", "streamData,", "NULL,").Replace(cols)
+	}
 	res, err := m.conn.ExecContext(ctx, `INSERT OR IGNORE INTO main.telemetry (`+recordColumns+`)
-		SELECT `+recordColumns+` FROM src.telemetry AS telemetry`+w, args...)
+		SELECT `+cols+` FROM src.telemetry AS telemetry`+w, args...)
 	if err != nil {
 		return 0, fmt.Errorf("merge %s: %w", src, err)
 	}

@@ -75,6 +75,26 @@ func TestMerged_Copy(t *testing.T) {
 		}
 	}
 
+	// NoText leaves prompt and streamData out, and filters on them all the same.
+	m4, err := CreateMerged(ctx, filepath.Join(t.TempDir(), "m4.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := m4.Copy(ctx, b.Path, vibekit.Filter{Contains: "rate limit"}, CopyOptions{NoText: true}); err != nil || n != 1 {
+		t.Fatalf("copy without text: %d, %v; want the 1 row with the text", n, err)
+	}
+	m4.Close()
+	lean, err := OpenReadOnly(m4.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lean.Close()
+	evs, err = lean.GetEvents(ctx, vibekit.Filter{})
+	if err != nil || len(evs) != 1 || evs[0].Prompt != "" || evs[0].StreamData != "" || evs[0].SessionID != "s2" || evs[0].EventType != vibekit.EventError ||
+		string(evs[0].Metadata) != `{"userId":"u1"}` {
+		t.Errorf("copied without text: %+v, %v", evs, err)
+	}
+
 	// A file from a newer version is refused.
 	if _, err := c.SQL().Exec(`PRAGMA user_version = 999`); err != nil {
 		t.Fatal(err)

@@ -49,9 +49,11 @@ func (a *archiveFlags) scanner(db string) scanFunc {
 // archives into one database in a private temporary directory
 // (rotate.Merge), and calls fn with it, open read-only, so that a command
 // runs its own SQL on them; the directory is removed afterwards, whatever
-// happens. wholeSessions reads f's time bounds as sessions does.
-func (a *archiveFlags) merged(ctx context.Context, db string, f vibekit.Filter, wholeSessions bool, fn func(*sqlite.DB) error) error {
-	o := rotate.MergeOptions{ReadOptions: rotate.ReadOptions{Limits: archiveLimits(a.maxArchiveMB)}, WholeSessions: wholeSessions}
+// happens. A summary (stats, sessions) needs neither prompt nor streamData,
+// which are left out, and reads f's time bounds as its own SQL does.
+func (a *archiveFlags) merged(ctx context.Context, db string, f vibekit.Filter, summary mergeKind, fn func(*sqlite.DB) error) error {
+	o := rotate.MergeOptions{ReadOptions: rotate.ReadOptions{Limits: archiveLimits(a.maxArchiveMB)},
+		WholeSessions: summary == sessionsSummary, NoText: summary != allColumns}
 	m, err := rotate.Merge(ctx, db, f, o)
 	if err != nil {
 		return err
@@ -64,3 +66,12 @@ func (a *archiveFlags) merged(ctx context.Context, db string, f vibekit.Filter, 
 	defer store.Close()
 	return fn(store)
 }
+
+// mergeKind says what a command reads of the merged rows.
+type mergeKind int
+
+const (
+	allColumns      mergeKind = iota // query: any column
+	statsSummary                     // stats: rows by f, without their text
+	sessionsSummary                  // sessions: whole sessions by start, without their text
+)

@@ -105,7 +105,7 @@ Examples:
 				return err
 			}
 			if ar.archives {
-				err = ar.merged(ctx, db, filter, true, sessions)
+				err = ar.merged(ctx, db, filter, sessionsSummary, sessions)
 			} else {
 				var store *sqlite.DB
 				if store, err = sqlite.OpenReadOnly(db); err != nil {

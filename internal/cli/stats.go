@@ -130,8 +130,10 @@ Examples:
 // describe the store on disk, as without --archives.
 func archiveStats(ctx context.Context, db string, f vibekit.Filter, opts sqlite.StatsOptions, ar *archiveFlags) (*vibekit.Stats, error) {
 	var s *vibekit.Stats
-	err := ar.merged(ctx, db, f, false, func(m *sqlite.DB) (err error) {
-		s, err = m.Stats(ctx, f, opts)
+	mf := f
+	mf.Contains = "" // applied by the merge, which leaves the text out
+	err := ar.merged(ctx, db, f, statsSummary, func(m *sqlite.DB) (err error) {
+		s, err = m.Stats(ctx, mf, opts)
 		return err
 	})
 	if err != nil {
