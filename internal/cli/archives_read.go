@@ -75,3 +75,11 @@ const (
 	statsSummary                     // stats: rows by f, without their text
 	sessionsSummary                  // sessions: whole sessions by start, without their text
 )
+
+// mergedFilter is f for a summary's own SQL on the merged database: its
+// text and source conditions were applied by the merge, and the merged
+// database holds neither the text nor the tables of sources.
+func mergedFilter(f vibekit.Filter) vibekit.Filter {
+	f.Contains, f.Sources = "", nil
+	return f
+}

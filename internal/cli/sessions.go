@@ -100,19 +100,21 @@ Examples:
 				return err
 			}
 			var list []vibekit.SessionSummary
-			sessions := func(store *sqlite.DB) (err error) {
-				list, err = store.Sessions(ctx, filter)
-				return err
+			sessions := func(f vibekit.Filter) func(*sqlite.DB) error {
+				return func(store *sqlite.DB) (err error) {
+					list, err = store.Sessions(ctx, f)
+					return err
+				}
 			}
 			if ar.archives {
-				err = ar.merged(ctx, db, filter, sessionsSummary, sessions)
+				err = ar.merged(ctx, db, filter, sessionsSummary, sessions(mergedFilter(filter)))
 			} else {
 				var store *sqlite.DB
 				if store, err = sqlite.OpenReadOnly(db); err != nil {
 					return err
 				}
 				defer store.Close()
-				err = sessions(store)
+				err = sessions(filter)(store)
 			}
 			if err != nil {
 				return err

@@ -130,10 +130,8 @@ Examples:
 // describe the store on disk, as without --archives.
 func archiveStats(ctx context.Context, db string, f vibekit.Filter, opts sqlite.StatsOptions, ar *archiveFlags) (*vibekit.Stats, error) {
 	var s *vibekit.Stats
-	mf := f
-	mf.Contains = "" // applied by the merge, which leaves the text out
 	err := ar.merged(ctx, db, f, statsSummary, func(m *sqlite.DB) (err error) {
-		s, err = m.Stats(ctx, mf, opts)
+		s, err = m.Stats(ctx, mergedFilter(f), opts)
 		return err
 	})
 	if err != nil {
