@@ -290,8 +290,11 @@ func verifyAgainst(ctx context.Context, archive string, want framing) error {
 	}
 	var sum [4]byte
 	for i, fr := range want.frames {
-		if _, err := f.ReadAt(sum[:], off+fr.n-4); err != nil || binary.LittleEndian.Uint32(sum[:]) != fr.sum {
-			return bad(fmt.Errorf("frame %d is not the one written (%v)", i, err))
+		if _, err := f.ReadAt(sum[:], off+fr.n-4); err != nil {
+			return bad(fmt.Errorf("frame %d: %w", i, err))
+		}
+		if binary.LittleEndian.Uint32(sum[:]) != fr.sum {
+			return bad(fmt.Errorf("frame %d is not the one written", i))
 		}
 		off += fr.n
 	}
