@@ -13,18 +13,38 @@ type Reject struct {
 
 // Checkpoint is a source's read position after the lines of a batch: the
 // store commits it in the same transaction as their rows (DESIGN invariant 1).
+//
+// Source is the name rows record and `dump --source` selects (a path,
+// "stdin"); Key tells apart the inputs that share a name, such as a log file
+// and the file that replaced it at the same path after a rotation.
 type Checkpoint struct {
 	Source      string
+	Key         string // the checkpoint's identity; "" means Source
 	Kind        string // stdin, file, fifo
 	Dev, Ino    uint64
-	Fingerprint []byte
-	Offset      int64 // byte position after the last line of the batch
-	Line        int64 // lines read so far
-	Size        int64 // the file's size when read, for lag
+	Fingerprint []byte // the file's first bytes, which tell a reused inode apart
+	Offset      int64  // byte position after the last line of the batch
+	Line        int64  // lines read so far
+	Size        int64  // the file's size when read, for lag
+}
+
+// SourceKey is the checkpoint's identity: Key, or Source when Key is empty.
+func (c *Checkpoint) SourceKey() string {
+	if c.Key != "" {
+		return c.Key
+	}
+	return c.Source
+}
+
+// SourceState is a checkpoint as the store holds it.
+type SourceState struct {
+	Checkpoint
+	Updated int64 // Unix ms of the commit that wrote it
 }
 
 // Batch is what the store commits in one transaction. Records[i] was read
-// from RecordSources[i] (empty for records that came from no input).
+// from the source whose key (Checkpoint.SourceKey) is RecordSources[i], empty
+// for records that came from no input.
 type Batch struct {
 	Records       []Record
 	RecordSources []string

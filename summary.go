@@ -93,24 +93,43 @@ type Bucket struct {
 
 // Stats is the guide's overall summary of the store.
 type Stats struct {
-	TotalEvents            int64               `json:"totalEvents"`
-	Sessions               int64               `json:"sessions"`
-	Errors                 int64               `json:"errors"`
-	EventTypes             map[EventType]int64 `json:"eventTypes"`
-	Agents                 []Share             `json:"agents"` // most events first
-	DateRange              TimeRange           `json:"dateRange"`
-	DatabaseSize           int64               `json:"databaseSize"`           // bytes, the WAL included
-	AverageSessionDuration int64               `json:"averageSessionDuration"` // ms
-	GroupBy                string              `json:"groupBy,omitempty"`
-	Groups                 []Share             `json:"groups,omitempty"`   // by GroupBy, most events first
-	By                     string              `json:"by,omitempty"`       // hour or day
-	Timeline               []Bucket            `json:"timeline,omitempty"` // by By, oldest first
+	TotalEvents  int64               `json:"totalEvents"`
+	Sessions     int64               `json:"sessions"`
+	Errors       int64               `json:"errors"`
+	EventTypes   map[EventType]int64 `json:"eventTypes"`
+	Agents       []Share             `json:"agents"` // most events first
+	DateRange    TimeRange           `json:"dateRange"`
+	DatabaseSize int64               `json:"databaseSize"` // bytes, the WAL included
+	// Archives and ArchiveSize count the archives beside the database and
+	// their bytes on disk, when they are read with it (stats --archives).
+	Archives               int64    `json:"archives,omitempty"`
+	ArchiveSize            int64    `json:"archiveSize,omitempty"`
+	AverageSessionDuration int64    `json:"averageSessionDuration"` // ms
+	GroupBy                string   `json:"groupBy,omitempty"`
+	Groups                 []Share  `json:"groups,omitempty"`   // by GroupBy, most events first
+	By                     string   `json:"by,omitempty"`       // hour or day
+	Timeline               []Bucket `json:"timeline,omitempty"` // by By, oldest first
 	AgentUsage
 	// Tools are the tools called, most calls first (Events counts calls);
 	// Failures the commands (or tools, when the command is not known) that
 	// failed, most failures first, at most ten.
 	Tools    []Share `json:"tools,omitempty"`
 	Failures []Share `json:"failures,omitempty"`
+	// Pruned is what retention has deleted from the store so far, whatever
+	// the filters: like DatabaseSize, it describes the store.
+	Pruned PruneTotals `json:"pruned"`
+}
+
+// PruneTotals sums what retention (pruneDays) has deleted: rows and rejects
+// of the live database, and whole archives.
+type PruneTotals struct {
+	Passes      int64 `json:"passes"` // retention passes that deleted something
+	Rows        int64 `json:"rows"`   // telemetry rows deleted from the live database
+	Rejects     int64 `json:"rejects"`
+	Archives    int64 `json:"archives"`    // archives deleted
+	ArchiveRows int64 `json:"archiveRows"` // the rows those archives held
+	Last        int64 `json:"last"`        // Unix ms of the last pass that deleted something; 0 if none
+	LastBefore  int64 `json:"lastBefore"`  // its cut-off: what was older went; 0 if none
 }
 
 // AgentStats summarises one agent type.

@@ -19,7 +19,7 @@ type Batcher struct {
 	oldest   time.Time // when the oldest pending item was added; zero if none
 	urgent   bool      // a lifecycle row is waiting
 	sessions map[string]struct{}
-	cps      map[string]int // source -> index in cur.Checkpoints
+	cps      map[string]int // source key -> index in cur.Checkpoints
 }
 
 // New returns a Batcher that flushes at size rows (at least 1) or after
@@ -40,7 +40,7 @@ func (b *Batcher) touch(now time.Time) {
 	}
 }
 
-// AddRecord buffers a record read from source ("" for none). A start, end or
+// AddRecord buffers a record read from the source with key source ("" for none). A start, end or
 // error record makes the batch due at once, after the rows buffered before it.
 func (b *Batcher) AddRecord(r vibekit.Record, source string, now time.Time) {
 	b.touch(now)
@@ -71,13 +71,16 @@ func (b *Batcher) CountLine(n int64, skipped bool, now time.Time) {
 }
 
 // Checkpoint records a source's position after its latest buffered line.
+// Sources are told apart by their key, so a rotated file and its successor
+// each keep their own.
 func (b *Batcher) Checkpoint(c vibekit.Checkpoint, now time.Time) {
 	b.touch(now)
-	if i, ok := b.cps[c.Source]; ok {
+	key := c.SourceKey()
+	if i, ok := b.cps[key]; ok {
 		b.cur.Checkpoints[i] = c
 		return
 	}
-	b.cps[c.Source] = len(b.cur.Checkpoints)
+	b.cps[key] = len(b.cur.Checkpoints)
 	b.cur.Checkpoints = append(b.cur.Checkpoints, c)
 }
 

@@ -91,3 +91,16 @@ func TestBatcher_CheckpointsAndCounts(t *testing.T) {
 		t.Fatalf("recycled batch kept old contents: %+v", next)
 	}
 }
+
+func TestBatcher_CheckpointsByKey(t *testing.T) {
+	// A rotated file and its successor share a name but not a key: each keeps
+	// its own checkpoint in the batch.
+	b := New(50, time.Second)
+	b.Checkpoint(vibekit.Checkpoint{Source: "app.log", Key: "old", Offset: 100}, t0)
+	b.Checkpoint(vibekit.Checkpoint{Source: "app.log", Key: "new", Offset: 7}, t0)
+	b.Checkpoint(vibekit.Checkpoint{Source: "app.log", Key: "old", Offset: 120}, t0)
+	got := b.Take()
+	if len(got.Checkpoints) != 2 || got.Checkpoints[0].Offset != 120 || got.Checkpoints[1].Offset != 7 {
+		t.Fatalf("checkpoints = %+v; want the latest per key", got.Checkpoints)
+	}
+}

@@ -13,9 +13,14 @@ import (
 // reject so that one huge line never stops the input or grows memory.
 const DefaultMaxLine = 1 << 20
 
-// Line is one input line, without its line ending.
+// Line is one input line, without its line ending, and where it came from.
 type Line struct {
-	Source   string
+	Source string // the name rows record: "stdin", a FIFO's or a file's path
+	Origin
+	// Mark is set on a position without a line (where a follower starts
+	// reading a file with --from-end, or a copy it recognised): only its
+	// checkpoint is committed. Offset, End and Num hold the position.
+	Mark     bool
 	Num      int64  // 1-based line number in the source
 	Offset   int64  // byte offset of the line's first byte
 	End      int64  // byte offset after the line's newline (or its last byte)
@@ -27,6 +32,16 @@ type Line struct {
 	// Value is what a stage between reading and handling made of the line:
 	// vibekit-pipe decodes lines for its map program as they are read.
 	Value any
+}
+
+// Origin is what a checkpoint records about the input a line came from, so
+// that reading can resume there.
+type Origin struct {
+	Key         string // the checkpoint's identity; "" means the line's Source
+	Kind        string // stdin, file or fifo; "" means stdin
+	Dev, Ino    uint64
+	Fingerprint []byte // a file's first bytes; shared between lines, never modified
+	Size        int64  // the file's size when the line was read
 }
 
 var bom = []byte("\xef\xbb\xbf")
@@ -60,6 +75,20 @@ func NewSplitter(r io.Reader, source string, max int, offset, num int64) *Splitt
 	}
 	return &Splitter{r: r, source: source, max: max, buf: make([]byte, 64<<10), offset: offset, num: num}
 }
+
+// Reset makes s read lines of source from r as NewSplitter would, keeping
+// its buffer unless a long line grew it.
+func (s *Splitter) Reset(r io.Reader, source string, offset, num int64) {
+	buf := s.buf
+	if cap(buf) > 64<<10 {
+		buf = make([]byte, 64<<10)
+	}
+	*s = Splitter{r: r, source: source, max: s.max, buf: buf[:cap(buf)], offset: offset, num: num}
+}
+
+// Holding reports whether s holds part of a line: bytes of an unfinished line,
+// or the start of an overlong one being skipped.
+func (s *Splitter) Holding() bool { return s.start < s.end || s.inLong }
 
 // Offset is the byte offset after the last line returned.
 func (s *Splitter) Offset() int64 {

@@ -55,22 +55,61 @@ var sqliteMagic = []byte("SQLite format 3\x00")
 // ratio; decoders read concatenated frames as one stream.
 const frameSize = 4 << 20
 
+// framing is what pack wrote, for verifying the archive: the size of the
+// database compressed and, in order, each frame's compressed length and the
+// checksum of its content that ends it (xxhash64, low 32 bits). The decoder
+// checks each frame's content against that checksum, so an archive whose
+// frames end in these checksums, in this order, and decode, holds the
+// database pack read: verifying needs no second read or hash of it.
+type framing struct {
+	size   int64
+	frames []frame
+}
+
+type frame struct {
+	n   int64
+	sum uint32
+}
+
+// frameWriter writes frames to w, one per Write, and notes their framing.
+type frameWriter struct {
+	w io.Writer
+	f framing
+}
+
+func (fw *frameWriter) Write(p []byte) (int, error) {
+	if len(p) < 4 {
+		return 0, errors.New("a frame shorter than its checksum")
+	}
+	fw.f.frames = append(fw.f.frames, frame{int64(len(p)), binary.LittleEndian.Uint32(p[len(p)-4:])})
+	return fw.w.Write(p)
+}
+
 // pack compresses the database file src into a new file dst (0600), with m
 // in a skippable frame ahead of it, and fsyncs dst. level is the zstd
-// encoder's; workers compress frames in parallel.
-func pack(ctx context.Context, src, dst string, m Meta, level zstd.EncoderLevel, workers int) (int64, error) {
+// encoder's; workers compress frames in parallel. It returns the archive's
+// size and its framing.
+func pack(ctx context.Context, src, dst string, m Meta, level zstd.EncoderLevel, workers int) (int64, framing, error) {
+	n, f, err := packFile(ctx, src, dst, m, level, workers)
+	if err != nil {
+		err = fmt.Errorf("compress: %w", err)
+	}
+	return n, f, err
+}
+
+func packFile(ctx context.Context, src, dst string, m Meta, level zstd.EncoderLevel, workers int) (int64, framing, error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return 0, fmt.Errorf("compress: %w", err)
+		return 0, framing{}, err
 	}
 	defer in.Close()
 	fi, err := in.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("compress: %w", err)
+		return 0, framing{}, err
 	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("compress: %w", err)
+		return 0, framing{}, err
 	}
 	ok := false
 	defer func() {
@@ -81,34 +120,38 @@ func pack(ctx context.Context, src, dst string, m Meta, level zstd.EncoderLevel,
 	}()
 	m.Bytes = fi.Size()
 	if _, err := out.Write(appendMeta(nil, m)); err != nil {
-		return 0, fmt.Errorf("compress: %w", err)
+		return 0, framing{}, err
 	}
-	if err := compressFrames(ctx, in, out, level, max(workers, 1)); err != nil {
-		return 0, fmt.Errorf("compress: %w", err)
+	fw := &frameWriter{w: out, f: framing{size: m.Bytes}}
+	if err := compressFrames(ctx, in, fw, level, max(workers, 1)); err != nil {
+		return 0, framing{}, err
 	}
 	if err := out.Sync(); err != nil {
-		return 0, fmt.Errorf("compress: fsync: %w", err)
+		return 0, framing{}, fmt.Errorf("fsync: %w", err)
 	}
 	n, _ := out.Seek(0, io.SeekCurrent)
 	if err := out.Close(); err != nil {
-		return 0, fmt.Errorf("compress: %w", err)
+		return 0, framing{}, err
 	}
 	ok = true
-	return n, nil
+	return n, fw.f, nil
 }
 
 // Compress writes the database file src as an archive dst, as a seal does,
 // with workers goroutines: for benchmarks beside the zstd tool.
 func Compress(ctx context.Context, src, dst string, workers int) (int64, error) {
-	return pack(ctx, src, dst, Meta{}, zstd.SpeedDefault, workers)
+	n, _, err := pack(ctx, src, dst, Meta{}, zstd.SpeedDefault, workers)
+	return n, err
 }
 
 // compressFrames reads r in frameSize pieces, compresses each into a frame
-// on one of workers goroutines, and writes the frames to w in order.
+// on one of workers goroutines, and writes the frames to w in order, one
+// Write each. Every frame states its content size and ends in the checksum
+// of its content.
 func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.EncoderLevel, workers int) error {
 	if workers == 1 {
 		// On this goroutine: no hand-over between goroutines.
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
 		if err != nil {
 			return err
 		}
@@ -147,7 +190,7 @@ func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.En
 	encs := make([]*zstd.Encoder, workers)
 	for i := range encs {
 		// Each frame's header states its size (EncodeAll does).
-		encs[i], encErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
+		encs[i], encErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
 		if encErr != nil {
 			return encErr
 		}
@@ -196,19 +239,6 @@ func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.En
 		err = errors.Join(readErr, err)
 	}
 	return err
-}
-
-// ctxReader stops a long copy when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
 
 // decode unpacks the archive at path into w, within lim. It checks, before
@@ -262,8 +292,8 @@ func decode(ctx context.Context, path string, lim Limits, w io.Writer) (Meta, in
 		return m, 0, bad(err)
 	}
 	defer dec.Close()
-	cw := &checkedWriter{w: w, limit: limit}
-	_, err = io.Copy(cw, ctxReader{ctx, dec})
+	cw := &checkedWriter{ctx: ctx, w: w, limit: limit}
+	_, err = dec.WriteTo(cw) // whole blocks, without copying them through a buffer
 	if err == nil && cw.n < int64(len(sqliteMagic)) {
 		err = errors.New("not a SQLite database inside (too short)")
 	}
@@ -289,6 +319,7 @@ func decode(ctx context.Context, path string, lim Limits, w io.Writer) (Meta, in
 // the magic header first, and no more than limit bytes or the size the
 // header states.
 type checkedWriter struct {
+	ctx    context.Context // stops a long decode when it ends
 	w      io.Writer
 	limit  int64
 	n      int64
@@ -297,6 +328,9 @@ type checkedWriter struct {
 }
 
 func (c *checkedWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
 	if c.n+int64(len(p)) > c.limit {
 		return 0, fmt.Errorf("unpacks to more than %d bytes: refusing (a zstd bomb, or over the limit)", c.limit)
 	}
@@ -345,11 +379,7 @@ func Unpack(ctx context.Context, path, dir string, lim Limits) (string, Meta, er
 	}
 	out := f.Name()
 	sf := &sparseFile{f: f}
-	w := bufio.NewWriterSize(sf, 1<<20)
-	m, _, err := decode(ctx, path, lim, w)
-	if err == nil {
-		err = w.Flush()
-	}
+	m, _, err := decode(ctx, path, lim, sf)
 	if err == nil {
 		err = f.Truncate(sf.off) // the size, if it ends in a hole
 	}
@@ -410,25 +440,6 @@ func allZero(p []byte) bool {
 		}
 	}
 	return true
-}
-
-// sameAs compares what is written to it with the file r, byte for byte.
-type sameAs struct {
-	r   *bufio.Reader
-	buf []byte
-}
-
-var errDiffers = errors.New("differs from the snapshot it was made from")
-
-func (s *sameAs) Write(p []byte) (int, error) {
-	if cap(s.buf) < len(p) {
-		s.buf = make([]byte, len(p))
-	}
-	b := s.buf[:len(p)]
-	if _, err := io.ReadFull(s.r, b); err != nil || !bytes.Equal(b, p) {
-		return 0, errDiffers
-	}
-	return len(p), nil
 }
 
 // syncDir fsyncs a directory, so that a rename in it is durable.

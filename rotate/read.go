@@ -201,7 +201,7 @@ func unpackGroups(ctx context.Context, groups [][]source, tmp string, lim Limits
 				break
 			}
 			g.files = append(g.files, path)
-			db, err := sqlite.OpenReadOnly(path)
+			db, err := sqlite.OpenPrivate(path)
 			if err != nil {
 				g.err = &BadArchiveError{s.archive.Path, err}
 				break

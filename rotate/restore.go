@@ -30,7 +30,7 @@ func Restore(ctx context.Context, path, dest, tmpParent string, lim Limits) (sql
 	if err != nil {
 		return c, err
 	}
-	db, err := sqlite.OpenReadOnly(out)
+	db, err := sqlite.OpenPrivate(out)
 	if err != nil {
 		return c, &BadArchiveError{path, err}
 	}

@@ -1,12 +1,13 @@
 package rotate
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -181,7 +182,7 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	if level == 0 {
 		level = zstd.SpeedDefault
 	}
-	size, err = pack(ctx, snap, tmp, meta, level, s.Concurrency)
+	size, want, err := pack(ctx, snap, tmp, meta, level, s.Concurrency)
 	if err != nil {
 		return rollback(err)
 	}
@@ -197,7 +198,7 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	s.hook(StepRenamed)
 
 	began = time.Now()
-	if err := verifyAgainst(ctx, final, snap); err != nil {
+	if err := verifyAgainst(ctx, final, want); err != nil {
 		return rollback(fmt.Errorf("verify: %w", err))
 	}
 	res.Verify = time.Since(began)
@@ -255,7 +256,7 @@ func (s *Sealer) switchTo(ctx context.Context, id int64) error {
 
 // checkSnapshot runs integrity_check on the snapshot and reads what it holds.
 func checkSnapshot(ctx context.Context, path string) (sqlite.Contents, error) {
-	db, err := sqlite.OpenReadOnly(path)
+	db, err := sqlite.OpenPrivate(path)
 	if err != nil {
 		return sqlite.Contents{}, fmt.Errorf("snapshot: %w", err)
 	}
@@ -270,28 +271,45 @@ func checkSnapshot(ctx context.Context, path string) (sqlite.Contents, error) {
 	return db.Contents(ctx)
 }
 
-// verifyAgainst unpacks the archive and compares it with the snapshot it was
-// made from, byte for byte: as the snapshot passed integrity_check, so does
-// the archive, unpacked.
-func verifyAgainst(ctx context.Context, archive, snapshot string) error {
-	f, err := os.Open(snapshot)
+// verifyAgainst reads the archive back from disk and checks that it holds
+// the snapshot pack compressed: the frames pack wrote, each ending in the
+// checksum of its content, in order and nothing else; and that they
+// decompress, as a stream, to the snapshot's size, the decoder checking
+// each frame's content against its checksum. The snapshot itself is not
+// read again. As it passed integrity_check, so does the archive, unpacked.
+func verifyAgainst(ctx context.Context, archive string, want framing) error {
+	f, err := openArchive(archive)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	bad := func(err error) error { return &BadArchiveError{archive, err} }
+	_, off, err := readMeta(f)
+	if err != nil {
+		return bad(err)
+	}
+	var sum [4]byte
+	for i, fr := range want.frames {
+		if _, err := f.ReadAt(sum[:], off+fr.n-4); err != nil {
+			return bad(fmt.Errorf("frame %d: %w", i, err))
+		}
+		if binary.LittleEndian.Uint32(sum[:]) != fr.sum {
+			return bad(fmt.Errorf("frame %d is not the one written", i))
+		}
+		off += fr.n
+	}
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return bad(err)
 	}
-	cmp := &sameAs{r: bufio.NewReaderSize(f, 1<<20)}
-	_, n, err := decode(ctx, archive, Limits{MaxBytes: fi.Size()}, cmp)
-	if err != nil {
-		return err
+	if fi.Size() != off {
+		return bad(fmt.Errorf("%d bytes on disk where %d were written", fi.Size(), off))
 	}
-	if n != fi.Size() {
-		return &BadArchiveError{archive, fmt.Errorf("unpacks to %d bytes, the snapshot has %d", n, fi.Size())}
+	_, n, err := decode(ctx, archive, Limits{MaxBytes: want.size}, io.Discard)
+	if err == nil && n != want.size {
+		err = bad(fmt.Errorf("unpacks to %d bytes, the snapshot has %d", n, want.size))
 	}
-	return nil
+	return err
 }
 
 // Verify unpacks the archive at path into tmpDir, opens it read-only and
@@ -302,7 +320,7 @@ func Verify(ctx context.Context, path, tmpDir string, lim Limits) (sqlite.Conten
 		return sqlite.Contents{}, err
 	}
 	defer os.Remove(out)
-	db, err := sqlite.OpenReadOnly(out)
+	db, err := sqlite.OpenPrivate(out)
 	if err != nil {
 		return sqlite.Contents{}, &BadArchiveError{path, err}
 	}

@@ -1,6 +1,7 @@
 package rotate
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	_ "github.com/mattn/go-sqlite3"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
@@ -218,5 +220,89 @@ func TestRecover_NeverSealed(t *testing.T) {
 	r.Close()
 	if _, err := os.Stat(Dir(db.Path)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("archives/ was created: %v", err)
+	}
+}
+
+// TestSeal_VerifyCatchesAlteredArchive: an archive that does not unpack to
+// the snapshot it was made from is not switched to: the seal rolls back,
+// no archive is left, and every row stays live. The archive is altered on
+// disk after its rename, as a bad disk or a bug would: damaged bytes, and a
+// well-formed archive (good frames, right size) of a database that differs
+// by one byte.
+func TestSeal_VerifyCatchesAlteredArchive(t *testing.T) {
+	// repack replaces the archive with one of the snapshot changed by edit.
+	repack := func(t *testing.T, archive string, edit func([]byte)) {
+		snaps, _ := filepath.Glob(filepath.Join(filepath.Dir(archive), ".snapshot-*.db.tmp"))
+		if len(snaps) != 1 {
+			t.Fatalf("snapshots %v", snaps)
+		}
+		b, err := os.ReadFile(snaps[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(b)
+		other := filepath.Join(t.TempDir(), "other.db")
+		os.WriteFile(other, b, 0o600)
+		m, _ := ReadMeta(archive)
+		os.Remove(archive)
+		if _, _, err := pack(context.Background(), other, archive, m, zstd.SpeedDefault, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		alter func(t *testing.T, archive string)
+	}{
+		{"damaged", func(t *testing.T, archive string) {
+			b, _ := os.ReadFile(archive)
+			for i := len(b) / 2; i < len(b)/2+16; i++ {
+				b[i] ^= 0xff
+			}
+			os.WriteFile(archive, b, 0o600)
+		}},
+		{"another database", func(t *testing.T, archive string) {
+			repack(t, archive, func(b []byte) {
+				i := bytes.Index(b, []byte("row 123 "))
+				b[i+4] = '9' // row 923: still a sound database
+			})
+		}},
+		{"frames out of order", func(t *testing.T, archive string) {
+			// The same frames, each sound, the second and third swapped:
+			// the same size, and every frame's checksum right.
+			repack(t, archive, func(b []byte) {
+				if len(b) <= 3*frameSize {
+					t.Fatalf("a snapshot of %d bytes: too small for three frames", len(b))
+				}
+				a := append([]byte(nil), b[frameSize:2*frameSize]...)
+				copy(b[frameSize:], b[2*frameSize:3*frameSize])
+				copy(b[2*frameSize:], a)
+			})
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := MustOpen(t)
+			const n = 40000 // over three frames
+			for i := 0; i < n; i += 5000 {
+				commitRows(t, db, i, i+5000)
+			}
+			s := &Sealer{DB: db, Hook: func(st Step) {
+				if st == StepRenamed {
+					as, _ := List(db.Path)
+					c.alter(t, as[0].Path)
+				}
+			}}
+			_, err := s.Seal(context.Background(), 0)
+			if err == nil || !strings.Contains(err.Error(), "verify") {
+				t.Fatalf("seal of an altered archive: err = %v, want a verify error", err)
+			}
+			if as, _ := List(db.Path); len(as) != 0 {
+				t.Errorf("archives left: %v", as)
+			}
+			archived, live := allRows(t, db.Path)
+			checkExactly(t, archived, live, n)
+			if seals, _ := db.Seals(context.Background()); len(seals) != 0 {
+				t.Errorf("seals recorded: %+v", seals)
+			}
+		})
 	}
 }

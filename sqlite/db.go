@@ -59,7 +59,7 @@ type DB struct {
 
 	insert     driver.Stmt // prepared on insertConn
 	insertConn *sqlite3.SQLiteConn
-	sourceIDs  map[string]int64 // committed vk_sources ids by name
+	sourceIDs  map[string]int64 // committed vk_sources ids by key
 	ckpt       *checkpointer
 	runID      int64 // this process's vk_runs row, once committed
 }
@@ -95,7 +95,13 @@ func Open(path string, opts Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
-	if err := db.migrate(opts.EnableIndexes); err != nil {
+	// Connecting sets WAL mode, which fails at once, without waiting for the
+	// busy timeout, while another process is creating the same file: retry.
+	err = retryBusy(busy, sqldb.Ping)
+	if err == nil {
+		err = retryBusy(busy, func() error { return db.migrate(opts.EnableIndexes) })
+	}
+	if err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -133,14 +139,32 @@ func OpenReadOnly(path string) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	sqldb := sql.OpenDB(connector(dsn(path, BusyTimeout, "mode=ro&_query_only=1"), ""))
-	db := &DB{Path: path, db: sqldb, readOnly: true, now: time.Now}
+	return checkReadable(&DB{Path: path, db: sqldb, readOnly: true, now: time.Now})
+}
+
+// OpenPrivate opens for reading a database file that nothing writes while
+// it is open: an unpacked archive, a snapshot being sealed, a merged
+// database, each in a private directory. SQLite then takes no locks on it
+// and never looks for a journal (immutable). A file others may write is
+// opened with OpenReadOnly. (Mapping it into memory instead of reading it
+// was no faster, and counted its pages in the process's RSS.)
+func OpenPrivate(path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	sqldb := sql.OpenDB(connector(dsn(path, BusyTimeout, "mode=ro&immutable=1&_query_only=1"), ""))
+	return checkReadable(&DB{Path: path, db: sqldb, readOnly: true, now: time.Now})
+}
+
+// checkReadable refuses a database from a newer version, and closes it.
+func checkReadable(db *DB) (*DB, error) {
 	v, err := db.userVersion()
 	if err == nil && v > latestVersion() {
 		err = fmt.Errorf("%w (version %d; this program knows up to %d)", vibekit.ErrSchemaTooNew, v, latestVersion())
 	}
 	if err != nil {
-		sqldb.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		db.db.Close()
+		return nil, fmt.Errorf("open database %s: %w", db.Path, err)
 	}
 	return db, nil
 }
@@ -148,8 +172,13 @@ func OpenReadOnly(path string) (*DB, error) {
 // dsn builds a go-sqlite3 URI for path. SQLite URIs give '?', '#' and '%' a
 // meaning, so those are escaped in the path.
 func dsn(path string, busy time.Duration, params string) string {
+	return fileURI(path, "_busy_timeout="+strconv.Itoa(int(busy/time.Millisecond))+"&"+params)
+}
+
+// fileURI is the SQLite URI of path with the query params.
+func fileURI(path, params string) string {
 	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
-	return "file:" + r.Replace(path) + "?_busy_timeout=" + strconv.Itoa(int(busy/time.Millisecond)) + "&" + params
+	return "file:" + r.Replace(path) + "?" + params
 }
 
 // Close closes the database. With WAL, the last connection to close
@@ -260,6 +289,19 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// retryBusy calls fn until it succeeds, fails with an error other than
+// SQLITE_BUSY, or timeout has passed, waiting longer after each try.
+func retryBusy(timeout time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		err := fn()
+		if err == nil || !IsBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
 }
 
 // IsBusy reports whether err is SQLite's "database is locked" (or busy):

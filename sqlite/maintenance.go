@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
 )
 
 // UsedBytes is the size of the data in the database: its pages less the free
@@ -137,34 +139,37 @@ func (db *DB) RecordPrune(ctx context.Context, p PruneResult) error {
 
 // PruneTotals sums what retention has deleted from this database and its
 // archives, for `stats`.
-type PruneTotals struct {
-	Passes      int64
-	Rows        int64
-	Rejects     int64
-	Archives    int64
-	ArchiveRows int64
-	Last        time.Time // when the last pass that deleted something ran; zero if none
-	LastBefore  time.Time // its cut-off
-}
+type PruneTotals = vibekit.PruneTotals
 
 // Pruned returns the totals of the vk_prunes log.
 func (db *DB) Pruned(ctx context.Context) (PruneTotals, error) {
+	var t PruneTotals
+	err := db.withConn(ctx, func(c *sql.Conn) error {
+		var err error
+		t, err = pruned(ctx, c)
+		return err
+	})
+	return t, err
+}
+
+// pruned reads the vk_prunes log on c. A database without the log (written
+// by another tool, or by a version before rotation) has pruned nothing.
+func pruned(ctx context.Context, c *sql.Conn) (PruneTotals, error) {
 	var (
 		t            PruneTotals
+		n            int
 		last, before sql.NullInt64
 	)
-	err := db.db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(rows), 0), coalesce(sum(rejects), 0), coalesce(sum(archives), 0),
+	err := c.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'vk_prunes'`).Scan(&n)
+	if err == nil && n > 0 {
+		err = c.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(rows), 0), coalesce(sum(rejects), 0), coalesce(sum(archives), 0),
 		coalesce(sum(archive_rows), 0), max(time), (SELECT before FROM vk_prunes ORDER BY id DESC LIMIT 1) FROM vk_prunes`).
-		Scan(&t.Passes, &t.Rows, &t.Rejects, &t.Archives, &t.ArchiveRows, &last, &before)
+			Scan(&t.Passes, &t.Rows, &t.Rejects, &t.Archives, &t.ArchiveRows, &last, &before)
+	}
 	if err != nil {
 		return t, fmt.Errorf("read prune log: %w", err)
 	}
-	if last.Valid {
-		t.Last = time.UnixMilli(last.Int64)
-	}
-	if before.Valid {
-		t.LastBefore = time.UnixMilli(before.Int64)
-	}
+	t.Last, t.LastBefore = last.Int64, before.Int64
 	return t, nil
 }
 

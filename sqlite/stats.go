@@ -32,7 +32,7 @@ const maxBuckets = 10000
 
 // Stats summarises the events that f selects (its paging and order are
 // ignored): counts, agents and their shares, the date range, the database
-// size and the average session duration.
+// size, the average session duration, and what retention has pruned.
 func (db *DB) Stats(ctx context.Context, f vibekit.Filter, opts StatsOptions) (*vibekit.Stats, error) {
 	if opts.GroupBy != "" && !slices.Contains(GroupColumns, opts.GroupBy) {
 		return nil, fmt.Errorf("stats: cannot group by %q: use one of %s", opts.GroupBy, strings.Join(GroupColumns, ", "))
@@ -72,6 +72,9 @@ func (db *DB) Stats(ctx context.Context, f vibekit.Filter, opts StatsOptions) (*
 			if s.Timeline, err = timeline(ctx, c, opts.By, w, args); err != nil {
 				return err
 			}
+		}
+		if s.Pruned, err = pruned(ctx, c); err != nil {
+			return err
 		}
 		return agentStats(ctx, c, w, args, s)
 	})

@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -88,6 +90,36 @@ func TestDB_Stats(t *testing.T) {
 		}
 		if s.TotalEvents != 0 || s.Sessions != 0 || s.DateRange != (vibekit.TimeRange{}) || len(s.Agents) != 0 || len(s.Timeline) != 0 {
 			t.Errorf("stats of nothing = %+v", s)
+		}
+	})
+	t.Run("pruned", func(t *testing.T) {
+		s, err := db.Stats(ctx, vibekit.Filter{}, StatsOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Pruned != (vibekit.PruneTotals{}) {
+			t.Errorf("Pruned before any prune = %+v, want zero", s.Pruned)
+		}
+		day := 24 * time.Hour
+		passes := []PruneResult{
+			{Time: t0.Add(-day), Before: t0.Add(-8 * day), Rows: 10, Rejects: 1, Archives: []string{"a", "b"}, ArchiveRows: 200},
+			{Time: t0, Before: t0.Add(-7 * day), Rows: 5},
+			{Time: t0.Add(time.Hour)}, // deleted nothing: not logged
+		}
+		for _, p := range passes {
+			if err := db.RecordPrune(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Whatever the filters: it describes the store.
+		s, err = db.Stats(ctx, vibekit.Filter{AgentTypes: []string{"nobody"}}, StatsOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := vibekit.PruneTotals{Passes: 2, Rows: 15, Rejects: 1, Archives: 2, ArchiveRows: 200,
+			Last: t0.UnixMilli(), LastBefore: t0.Add(-7 * day).UnixMilli()}
+		if s.Pruned != want {
+			t.Errorf("Pruned = %+v, want %+v", s.Pruned, want)
 		}
 	})
 	t.Run("bad options", func(t *testing.T) {
@@ -202,5 +234,31 @@ func TestDB_IngestStats(t *testing.T) {
 	}
 	if s.Runs != 0 {
 		t.Errorf("runs after an hour from now = %d, want 0", s.Runs)
+	}
+}
+
+// TestDB_Stats_ForeignFile: a database with the guide's table and none of
+// ours (written by the original tools) has stats, and nothing pruned.
+func TestDB_Stats_ForeignFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "guide.db")
+	w := sql.OpenDB(connector(dsn(path, time.Second, ""), ""))
+	_, err := w.Exec(`CREATE TABLE telemetry (id INTEGER PRIMARY KEY AUTOINCREMENT, sessionId TEXT, eventType TEXT, agentType TEXT,
+		mode TEXT, prompt TEXT, streamData TEXT, sandboxId TEXT, repoUrl TEXT, metadata TEXT, timestamp INTEGER);
+		INSERT INTO telemetry (sessionId, eventType, agentType, timestamp) VALUES ('s', 'start', 'claude', 1)`)
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := db.Stats(context.Background(), vibekit.Filter{}, StatsOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.TotalEvents != 1 || s.Pruned != (vibekit.PruneTotals{}) {
+		t.Errorf("stats = %d events, pruned %+v; want 1 and nothing", s.TotalEvents, s.Pruned)
 	}
 }

@@ -42,6 +42,16 @@ func (db *DB) Commit(ctx context.Context, b *vibekit.Batch) (time.Duration, erro
 				tx.exec(`ROLLBACK`)
 			}
 		}()
+		// Sources first: the spans of the records refer to them.
+		cpIDs := make([]int64, len(b.Checkpoints))
+		for i := range b.Checkpoints {
+			c := &b.Checkpoints[i]
+			id, err := tx.sourceID(c.SourceKey(), c.Source, c.Kind)
+			if err != nil {
+				return err
+			}
+			cpIDs[i] = id
+		}
 		if err := tx.insertRecords(b); err != nil {
 			return err
 		}
@@ -51,12 +61,9 @@ func (db *DB) Commit(ctx context.Context, b *vibekit.Batch) (time.Duration, erro
 				return fmt.Errorf("insert reject: %w", err)
 			}
 		}
-		for _, c := range b.Checkpoints {
-			if _, err := tx.sourceID(c.Source, c.Kind); err != nil {
-				return err
-			}
-			if err := tx.exec(`UPDATE vk_sources SET kind = ?, dev = ?, ino = ?, fingerprint = ?, offset = ?, line = ?, size = ?, updated = ? WHERE name = ?`,
-				c.Kind, int64(c.Dev), int64(c.Ino), c.Fingerprint, c.Offset, c.Line, c.Size, db.now().UnixMilli(), c.Source); err != nil {
+		for i, c := range b.Checkpoints {
+			if err := tx.exec(`UPDATE vk_sources SET name = ?, kind = ?, dev = ?, ino = ?, fingerprint = ?, offset = ?, line = ?, size = ?, updated = ? WHERE id = ?`,
+				c.Source, c.Kind, int64(c.Dev), int64(c.Ino), c.Fingerprint, c.Offset, c.Line, c.Size, db.now().UnixMilli(), cpIDs[i]); err != nil {
 				return fmt.Errorf("checkpoint %s: %w", c.Source, err)
 			}
 		}
@@ -73,8 +80,8 @@ func (db *DB) Commit(ctx context.Context, b *vibekit.Batch) (time.Duration, erro
 	if err != nil {
 		return 0, fmt.Errorf("commit %d rows: %w", b.Len(), err)
 	}
-	for name, id := range newSources {
-		db.sourceIDs[name] = id
+	for key, id := range newSources {
+		db.sourceIDs[key] = id
 	}
 	db.runID = runID
 	if db.ckpt != nil {
@@ -122,19 +129,21 @@ func (tx *rawTx) queryInt(q string, args ...any) (int64, error) {
 	return n, nil
 }
 
-func (tx *rawTx) sourceID(name, kind string) (int64, error) {
-	if id, ok := tx.db.sourceIDs[name]; ok {
+// sourceID returns the vk_sources id of the source with key, registering it
+// under name and kind if it is new.
+func (tx *rawTx) sourceID(key, name, kind string) (int64, error) {
+	if id, ok := tx.db.sourceIDs[key]; ok {
 		return id, nil
 	}
-	if id, ok := tx.newSources[name]; ok {
+	if id, ok := tx.newSources[key]; ok {
 		return id, nil
 	}
-	id, err := tx.queryInt(`INSERT INTO vk_sources (name, kind, updated) VALUES (?, ?, ?)
-		ON CONFLICT(name) DO UPDATE SET name = excluded.name RETURNING id`, name, kind, tx.db.now().UnixMilli())
+	id, err := tx.queryInt(`INSERT INTO vk_sources (key, name, kind, updated) VALUES (?, ?, ?, ?)
+		ON CONFLICT(key) DO UPDATE SET key = excluded.key RETURNING id`, key, name, kind, tx.db.now().UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("register source %s: %w", name, err)
 	}
-	tx.newSources[name] = id
+	tx.newSources[key] = id
 	return id, nil
 }
 
@@ -210,7 +219,9 @@ func (tx *rawTx) insertSpans(b *vibekit.Batch, firstID int64) error {
 			j++
 		}
 		if src := b.RecordSources[i]; src != "" {
-			id, err := tx.sourceID(src, "")
+			// Registered with the batch's checkpoints; a key without one
+			// (a caller's own batch) is its own name.
+			id, err := tx.sourceID(src, src, "")
 			if err != nil {
 				return err
 			}

@@ -219,11 +219,23 @@ func (s *Store) ensureOpen() error {
 	}
 	s.db = db
 	if s.cfg.PruneDays > 0 && !s.cfg.ReadOnly {
-		if _, err := db.Clear(context.Background(), vibekit.Filter{To: s.cfg.Now().AddDate(0, 0, -s.cfg.PruneDays)}); err != nil {
+		if _, err := s.prune(context.Background(), db, s.cfg.PruneDays); err != nil {
 			return fmt.Errorf("telemetry: prune: %w", err)
 		}
 	}
 	return nil
+}
+
+// prune deletes the events and rejected lines older than days days and logs
+// what went in vk_prunes, where stats reports it.
+func (s *Store) prune(ctx context.Context, db *sqlite.DB, days int) (int64, error) {
+	now := s.cfg.Now()
+	before := now.AddDate(0, 0, -days)
+	n, err := db.Clear(ctx, vibekit.Filter{To: before.Add(-time.Millisecond)}) // strictly older
+	if err != nil {
+		return 0, err
+	}
+	return n.Events, db.RecordPrune(ctx, sqlite.PruneResult{Time: now, Before: before, Rows: n.Events, Rejects: n.Rejects})
 }
 
 // Close closes the database. A closed store returns ErrClosed.
@@ -532,11 +544,20 @@ func (s *Store) Clear(ctx context.Context, f ClearFilter) (int64, error) {
 }
 
 // PruneOldRecords deletes events older than days days and returns how many.
+// Like PruneDays, it is retention: GetStats reports it in Pruned.
 func (s *Store) PruneOldRecords(ctx context.Context, days int) (int64, error) {
 	if days <= 0 {
 		return 0, fmt.Errorf("telemetry: prune: days is %d; want 1 or more", days)
 	}
-	return s.Clear(ctx, ClearFilter{Before: At(s.cfg.Now().AddDate(0, 0, -days))})
+	var n int64
+	err := s.write(func(db *sqlite.DB) (err error) {
+		n, err = s.prune(ctx, db, days)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("telemetry: prune: %w", err)
+	}
+	return n, nil
 }
 
 // Vacuum rebuilds the database to give deleted space back to the disk.

@@ -316,6 +316,10 @@ func TestStore_ClearAndPrune(t *testing.T) {
 		if err != nil || n != 4 {
 			t.Errorf("PruneOldRecords(1) = %d, %v; want 4", n, err)
 		}
+		st, err := s.GetStats(ctx, StatsOptions{})
+		if err != nil || st.Pruned.Passes != 1 || st.Pruned.Rows != 4 {
+			t.Errorf("GetStats after the prune: %+v, %v; want 1 pass of 4 rows", st.Pruned, err)
+		}
 		if _, err := s.PruneOldRecords(ctx, 0); err == nil {
 			t.Error("PruneOldRecords(0): no error")
 		}
@@ -330,6 +334,10 @@ func TestStore_ClearAndPrune(t *testing.T) {
 		got, err := s.GetEvents(ctx, QueryFilter{})
 		if err != nil || len(got) != 6 {
 			t.Errorf("after pruning on open: %d rows, %v; want 6", len(got), err)
+		}
+		st, err := s.GetStats(ctx, StatsOptions{})
+		if err != nil || st.Pruned.Rows != 4 {
+			t.Errorf("GetStats after pruning on open: %+v, %v; want 4 rows", st.Pruned, err)
 		}
 	})
 	t.Run("clear everything", func(t *testing.T) {

@@ -223,7 +223,7 @@ func (m *mapAhead) Run(ctx context.Context, emit func(reader.Line) error) error 
 		done <- first
 	}()
 	err := m.src.Run(ctx, func(l reader.Line) error {
-		if !l.Overlong && l.Source != stderrSource && len(bytes.TrimSpace(l.Data)) > 0 {
+		if !l.Mark && !l.Overlong && l.Source != stderrSource && len(bytes.TrimSpace(l.Data)) > 0 {
 			dec := m.decoders.Get().(*jq.ObjectDecoder)
 			if obj, ok := dec.Decode(l.Data); ok {
 				l.Value = obj
@@ -287,6 +287,15 @@ func (a *agent) redactReject(rej *vibekit.Reject, source string) {
 	}
 }
 
+// lineSource is the name the rows of l record: its file's identity when it
+// has one (see vibekit.Checkpoint.SourceKey), else its source.
+func lineSource(l *reader.Line) string {
+	if l.Key != "" {
+		return l.Key
+	}
+	return l.Source
+}
+
 // takes reports whether l is the agent's to handle rather than the plain
 // pipe's: every line when a map program runs, and a command's stderr.
 func (a *agent) takes(l *reader.Line) bool {
@@ -314,12 +323,12 @@ func (p *pipe) agentLine(l *reader.Line, source string, now time.Time) {
 	if res.pending && (!p.ag.pending || len(res.recs) > 0) {
 		// This line's record is the start row held back (any held before
 		// it went out first).
-		p.ag.heldSource = l.Source
+		p.ag.heldSource = source
 	}
 	p.ag.pending = res.pending
 	var rs *redact.Stream
 	if res.text && p.ag.red != nil {
-		rs = p.ag.stream(l.Source)
+		rs = p.ag.stream(source)
 	}
 	for _, rec := range res.recs {
 		if rs != nil {
@@ -348,7 +357,7 @@ func (p *pipe) agentLine(l *reader.Line, source string, now time.Time) {
 // line it came from. (Lines of that source that become no row meanwhile, a
 // skip or a reject, may then be read again after a crash.)
 func (p *pipe) checkpoint(c vibekit.Checkpoint, now time.Time) {
-	if p.ag.pending && c.Source == p.ag.heldSource {
+	if p.ag.pending && c.SourceKey() == p.ag.heldSource {
 		return
 	}
 	p.b.Checkpoint(c, now)

@@ -6,6 +6,7 @@ import (
 
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/rotate"
+	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
 // scanFunc calls fn with each record a filter selects: sqlite.DB.Scan over
@@ -17,7 +18,7 @@ type scanFunc func(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Recor
 const defaultMaxArchiveMB = 16 << 10
 
 // archiveFlags are --archives and --max-archive-mb, for the commands that
-// read records (dump; stats, sessions and query on branch cli).
+// read records: dump, stats, sessions and query.
 type archiveFlags struct {
 	archives     bool
 	maxArchiveMB int
@@ -42,4 +43,43 @@ func (a *archiveFlags) scanner(db string) scanFunc {
 	return func(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Record) error) error {
 		return rotate.Scan(ctx, db, f, o, fn)
 	}
+}
+
+// merged gathers the rows that f selects from the database at db and its
+// archives into one database in a private temporary directory
+// (rotate.Merge), and calls fn with it, open read-only, so that a command
+// runs its own SQL on them; the directory is removed afterwards, whatever
+// happens. A summary (stats, sessions) needs neither prompt nor streamData,
+// which are left out, and reads f's time bounds as its own SQL does.
+func (a *archiveFlags) merged(ctx context.Context, db string, f vibekit.Filter, summary mergeKind, fn func(*sqlite.DB) error) error {
+	o := rotate.MergeOptions{ReadOptions: rotate.ReadOptions{Limits: archiveLimits(a.maxArchiveMB)},
+		WholeSessions: summary == sessionsSummary, NoText: summary != allColumns}
+	m, err := rotate.Merge(ctx, db, f, o)
+	if err != nil {
+		return err
+	}
+	defer m.Remove()
+	store, err := sqlite.OpenPrivate(m.Path)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return fn(store)
+}
+
+// mergeKind says what a command reads of the merged rows.
+type mergeKind int
+
+const (
+	allColumns      mergeKind = iota // query: any column
+	statsSummary                     // stats: rows by f, without their text
+	sessionsSummary                  // sessions: whole sessions by start, without their text
+)
+
+// mergedFilter is f for a summary's own SQL on the merged database: its
+// text and source conditions were applied by the merge, and the merged
+// database holds neither the text nor the tables of sources.
+func mergedFilter(f vibekit.Filter) vibekit.Filter {
+	f.Contains, f.Sources = "", nil
+	return f
 }

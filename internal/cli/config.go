@@ -22,6 +22,7 @@ var settingNames = map[string]bool{
 	"sandbox-id": true, "repo-url": true, "quiet": true, "stats": true, "jq-timeout": true,
 	"timeout": true, "user-key": true,
 	"max-size-mb": true, "prune-days": true, "max-archive-mb": true,
+	"follow": true, "fifo": true, "from-end": true, "poll": true, "poll-interval": true, "rotate-wait": true,
 	// --print-preset is an action, not a setting: no config key.
 	"preset": true, "map": true, "redact": true, "redact-pattern": true, "hash-field": true, "hash-key": true,
 }

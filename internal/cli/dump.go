@@ -63,6 +63,7 @@ Examples:
   vibekit telemetry dump --format csv > telemetry.csv
   vibekit telemetry dump --format table --fields sessionId,eventType,timestamp
   vibekit telemetry dump --exclude streamData
+  vibekit telemetry dump --source /var/log/app.ndjson --source stdin
   vibekit telemetry dump --jq '{s: .sessionId, t: .eventType}'
   vibekit telemetry dump --jq 'select(.eventType == "end") | .metadata.duration'
   vibekit telemetry dump --archives --from "last week" --session s1`,

@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 // filterFlags are the record filters that dump and the other readers share.
 type filterFlags struct {
 	sessions, agents, types, modes stringList
+	sources                        pathList
 	from, to                       string
 	limit, offset                  int
 	order                          string
@@ -51,6 +53,7 @@ func (f *filterFlags) register(fs *flag.FlagSet, paging bool) {
 	fs.Var(&f.agents, "agent", "only this agent `type` (repeatable)")
 	fs.Var(&f.types, "type", "only this event `type`: start, stream, end, error (repeatable)")
 	fs.Var(&f.modes, "mode", "only this `mode` (repeatable)")
+	fs.Var(&f.sources, "source", "only rows read from this `source`: a followed file's or FIFO's path, or stdin (repeatable)")
 	fs.StringVar(&f.from, "from", "", "from this `time` on: 2024-01-31, RFC 3339, Unix ms, yesterday, \"1 hour ago\", \"last week\", 7d")
 	fs.StringVar(&f.to, "to", "", "up to this `time` (same forms as --from)")
 	if paging {
@@ -72,6 +75,13 @@ func (f *filterFlags) filter(now time.Time) (vibekit.Filter, error) {
 			out.Metadata = map[string]string{}
 		}
 		out.Metadata[strings.TrimSpace(k)] = v
+	}
+	for _, s := range f.sources {
+		// Files are recorded by absolute path: a relative one names the same.
+		out.Sources = append(out.Sources, s)
+		if abs, err := filepath.Abs(s); err == nil && abs != s {
+			out.Sources = append(out.Sources, abs)
+		}
 	}
 	for _, t := range f.types {
 		et, err := vibekit.ParseEventType(t)

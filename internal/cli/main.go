@@ -12,12 +12,22 @@ import (
 // gracefully; a second one stops it at once. SIGPIPE is caught so that a
 // closed stdout is a write error the pipe handles, not sudden death.
 func MainPipe() int {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit keeps the pipe's RSS under 64 MiB whatever it reads,
+		// a seal's compression buffers included: the collector runs sooner
+		// as the heap nears it, instead of letting it double.
+		debug.SetMemoryLimit(pipeMemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	context.AfterFunc(ctx, stop) // restore the default action for the next signal
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	return RunPipe(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 }
+
+// pipeMemoryLimit is the Go heap's soft limit in vibekit-pipe; SQLite's own
+// memory (a few MiB of page cache) comes on top.
+const pipeMemoryLimit = 40 << 20
 
 // MainVibekit runs vibekit as a process; SIGINT and SIGTERM cancel the
 // command, which cleans up before exiting.

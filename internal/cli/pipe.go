@@ -52,7 +52,17 @@ type pipeOptions struct {
 	maxSizeMB int
 	pruneDays int
 
+	follow       pathList // files and globs to follow
+	fifos        pathList
+	fromEnd      bool
+	poll         bool
+	pollInterval time.Duration
+	rotateWait   time.Duration
+
 	agentOptions // --preset, --map, redaction, a command to run: agent.go
+
+	// commitFailed, when set (by tests), is told of each failed commit.
+	commitFailed func(error)
 }
 
 const pipeLongHelp = `vibekit-pipe stores what it reads from stdin in a SQLite telemetry database
@@ -83,15 +93,31 @@ SIGINT, SIGTERM, SIGHUP or a closed stdout everything read is committed and
 the exit status is 0. SIGUSR1 prints --stats without stopping; a second
 SIGINT or SIGTERM stops at once.
 
+--follow reads files, and keeps reading them as they grow, like tail -F:
+it survives rotation (rename or copytruncate), truncation, deletion and
+re-creation, and globs pick up files and directories that appear later.
+Each file's offset is committed with its rows, so a restart (even after
+kill -9) resumes where the last commit stopped: every line is stored once.
+--fifo reads a named pipe (created 0600 if missing) that writers open one
+after another. Rows record their source, for dump --source. With --follow
+or --fifo, stdin is read too if it is a pipe or a file (not a terminal or
+/dev/null); when it ends, the files are read to their end and the run stops.
+Lines from files and FIFOs are not copied to stdout.
+
 Settings come from flags, then VIBEKIT_* environment variables (VIBEKIT_DB,
-VIBEKIT_STREAM_BATCH_SIZE, ...), then a JSON config file (--config).
+VIBEKIT_STREAM_BATCH_SIZE, VIBEKIT_FOLLOW, ...), then a JSON config file
+(--config; a list for the repeatable flags: "follow": ["a.log", "logs/*"]).
 
 Examples:
   some-agent | vibekit-pipe --session s1 --agent claude --mode chat --prompt "fix the bug"
   claude -p "fix the bug" --output-format stream-json --verbose | vibekit-pipe --preset claude
   vibekit-pipe --preset codex -- codex exec --json "fix the bug"
   vibekit-pipe --quiet < events.ndjson
-  vibekit-pipe --db /var/log/vibekit/telemetry.db --stats < run.log > /dev/null`
+  vibekit-pipe --db /var/log/vibekit/telemetry.db --stats < run.log > /dev/null
+  vibekit-pipe --follow app.ndjson --follow 'logs/*.ndjson' < /dev/null
+  vibekit-pipe --follow 'logs/*.ndjson' --from-end --poll < /dev/null
+  mkfifo /tmp/vk; vibekit-pipe --fifo /tmp/vk < /dev/null &
+  echo '{"sessionId":"s1","eventType":"start"}' > /tmp/vk`
 
 func newPipeCommand(o *pipeOptions) *ffcli.Command {
 	fs := flag.NewFlagSet("vibekit-pipe", flag.ContinueOnError)
@@ -110,11 +136,17 @@ func newPipeCommand(o *pipeOptions) *ffcli.Command {
 	fs.BoolVar(&o.stats, "stats", false, "print ingest metrics to stderr at exit")
 	fs.IntVar(&o.maxSizeMB, "max-size-mb", 100, "seal the database into archives/ when its data passes this many `MB` (0: never)")
 	fs.IntVar(&o.pruneDays, "prune-days", 0, "delete rows and archives older than this many `days`, at start and hourly (0: never)")
+	fs.Var(&o.follow, "follow", "follow this file or glob `path`, like tail -F (repeatable)")
+	fs.Var(&o.fifos, "fifo", "read this named pipe `path`, writer after writer (repeatable; created if missing)")
+	fs.BoolVar(&o.fromEnd, "from-end", false, "start followed files that have no checkpoint at their end: only new lines")
+	fs.BoolVar(&o.poll, "poll", false, "look at followed files every --poll-interval instead of watching them (fsnotify)")
+	fs.DurationVar(&o.pollInterval, "poll-interval", 250*time.Millisecond, "how often --poll looks at followed files")
+	fs.DurationVar(&o.rotateWait, "rotate-wait", 5*time.Second, "keep a rotated or deleted file open this long after it last grew, for late writes")
 	o.agentOptions.register(fs)
 	addConfigFlag(fs)
 	return &ffcli.Command{
 		Name:       "vibekit-pipe",
-		ShortUsage: "vibekit-pipe [flags] < input\n  vibekit-pipe [flags] -- command [args...]",
+		ShortUsage: "vibekit-pipe [flags] < input\n  vibekit-pipe --follow PATH [--fifo PATH] [flags]\n  vibekit-pipe [flags] -- command [args...]",
 		ShortHelp:  "store agent output and telemetry events in SQLite, passing them through",
 		LongHelp:   pipeLongHelp,
 		FlagSet:    fs,
@@ -124,8 +156,12 @@ func newPipeCommand(o *pipeOptions) *ffcli.Command {
 
 // RunPipe is vibekit-pipe: it returns the exit code.
 func RunPipe(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
-	var o pipeOptions
-	cmd := newPipeCommand(&o)
+	return runPipeWith(ctx, args, &pipeOptions{}, stdin, stdout, stderr)
+}
+
+// runPipeWith runs vibekit-pipe with the flags set in o; tests set o's hooks.
+func runPipeWith(ctx context.Context, args []string, o *pipeOptions, stdin *os.File, stdout, stderr io.Writer) int {
+	cmd := newPipeCommand(o)
 	cmd.FlagSet.SetOutput(stderr)
 	cmd.Exec = func(ctx context.Context, rest []string) error {
 		if err := o.parseCommand(args, rest); err != nil {
@@ -143,13 +179,19 @@ func RunPipe(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 		if o.maxSizeMB < 0 || o.pruneDays < 0 {
 			return usageErrorf("--max-size-mb and --prune-days must not be negative (0 turns them off)")
 		}
+		if o.pollInterval <= 0 || o.rotateWait <= 0 {
+			return usageErrorf("--poll-interval and --rotate-wait must be positive")
+		}
+		if len(o.command) > 0 && (len(o.follow) > 0 || len(o.fifos) > 0) {
+			return usageErrorf("a command to run (after --) is the input: it does not combine with --follow or --fifo")
+		}
 		if err := o.agentOptions.check(cmd.FlagSet); err != nil {
 			return err
 		}
 		if o.printPreset {
 			return printPresetProgram(stdout, o.preset)
 		}
-		return runPipe(ctx, &o, stdin, stdout, stderr)
+		return runPipe(ctx, o, stdin, stdout, stderr)
 	}
 	return report(stderr, "vibekit-pipe", cmd.ParseAndRun(ctx, args))
 }
@@ -182,11 +224,17 @@ func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr
 		rotator: rot,
 		ag:      ag,
 	}
-	var src source = &reader.Stream{File: stdin, Name: "stdin", MaxLine: o.maxLine, Tee: passThrough(o, stdout)}
+	var src source
 	if len(o.command) > 0 {
 		p.ag.cmd = &command{argv: o.command, stdin: stdin, stdout: passThrough(o, stdout), stderr: stderr, maxLine: o.maxLine}
 		p.startCommand(p.now())
 		src = p.ag.cmd
+	} else {
+		in, err := newInputs(ctx, o, db, stdin, stdout, stderr)
+		if err != nil {
+			return err
+		}
+		src = in
 	}
 	err = p.run(ctx, p.ag.source(src, p.now))
 	rot.Close() // a seal under way finishes first
@@ -244,7 +292,7 @@ type pipeMetrics struct {
 	flushTotal, flushLast                    time.Duration
 }
 
-// source is where lines come from; reader.Stream is one.
+// source is where lines come from: reader.Stream is one, inputs all of them.
 type source interface {
 	Run(ctx context.Context, emit func(reader.Line) error) error
 }
@@ -336,17 +384,30 @@ func (p *pipe) run(ctx context.Context, src source) error {
 	return failure
 }
 
-// handle maps one line to a row, a reject or a skip.
+// handle maps one line to a row, a reject or a skip, and records its
+// source's position after it, to be committed with it.
 func (p *pipe) handle(l *reader.Line, now time.Time) {
+	cp := vibekit.Checkpoint{Source: l.Source, Key: l.Key, Kind: l.Kind, Dev: l.Dev, Ino: l.Ino,
+		Fingerprint: l.Fingerprint, Offset: l.End, Line: l.Num, Size: l.Size}
+	if cp.Kind == "" {
+		cp.Kind = "stdin"
+	}
+	if cp.Kind != "file" {
+		cp.Size = l.End // a stream's size is what was read of it
+	}
+	defer p.checkpoint(cp, now)
+	if l.Mark {
+		return // a position only
+	}
 	p.m.lines++
-	defer p.checkpoint(vibekit.Checkpoint{Source: l.Source, Kind: "stdin", Offset: l.End, Line: l.Num}, now)
+	source := cp.SourceKey()
 	if l.Overlong {
 		p.b.CountLine(l.Length, false, now)
 		p.reject(l, fmt.Sprintf("line is %d bytes, over the limit of %d (--max-line-bytes)", l.Length, p.o.maxLine), now)
 		return
 	}
 	if p.ag.takes(l) {
-		p.agentLine(l, l.Source, now)
+		p.agentLine(l, source, now)
 		return
 	}
 	var rec vibekit.Record
@@ -359,7 +420,7 @@ func (p *pipe) handle(l *reader.Line, now time.Time) {
 	case kind == vibekit.LineRecord:
 		p.m.rows++
 		p.ag.redactRecord(&rec)
-		p.b.AddRecord(rec, l.Source, now)
+		p.b.AddRecord(rec, source, now)
 	case kind == vibekit.LineReject:
 		p.reject(l, err.Error(), now)
 	default:
@@ -370,8 +431,8 @@ func (p *pipe) handle(l *reader.Line, now time.Time) {
 		if l.Partial {
 			rec.Metadata = json.RawMessage(`{"partial":true}`)
 		}
-		p.ag.redactText(&rec, l.Source)
-		p.b.AddRecord(rec, l.Source, now)
+		p.ag.redactText(&rec, source)
+		p.b.AddRecord(rec, source, now)
 	}
 }
 
@@ -381,7 +442,7 @@ func (p *pipe) reject(l *reader.Line, reason string, now time.Time) {
 		Source: l.Source, Line: l.Num, Offset: l.Offset, Length: l.Length,
 		Reason: reason, Raw: vibekit.ValidUTF8(l.Data), Time: now.UnixMilli(),
 	}
-	p.ag.redactReject(&rej, l.Source)
+	p.ag.redactReject(&rej, lineSource(l))
 	p.b.AddReject(rej, now)
 }
 
@@ -439,6 +500,9 @@ func (p *pipe) writer(in <-chan *vibekit.Batch, out chan<- commitResult, stoppin
 			took, err = p.db.Commit(context.Background(), b)
 			if err == nil {
 				break
+			}
+			if p.o.commitFailed != nil {
+				p.o.commitFailed(err)
 			}
 			select {
 			case <-stopping:

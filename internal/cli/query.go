@@ -31,8 +31,13 @@ func newQueryCommand(e *env) *ffcli.Command {
 		longest, errs, withErrors bool
 		groupBy                   string
 		limit                     int
+		ar                        archiveFlags
+		from, to                  string
 	)
 	wf.register(fs)
+	ar.register(fs)
+	fs.StringVar(&from, "from", "", "with --archives: merge the rows from this `time` on only; earlier archives are not opened (forms as in dump)")
+	fs.StringVar(&to, "to", "", "with --archives: merge the rows up to this `time` only")
 	fs.BoolVar(&write, "write", false, "allow the statement to change the database (CREATE INDEX, DELETE, ...)")
 	fs.DurationVar(&timeout, "timeout", DefaultQueryTimeout, "stop the statement after this `duration` (0: no limit)")
 	fs.StringVar(&format, "format", "ndjson", "output `format`: ndjson, json, csv or table")
@@ -61,20 +66,28 @@ statement that runs too long.
 The tables: telemetry (the guide's schema), vk_rejects (rejected input
 lines), vk_runs (ingest counters per vibekit-pipe run), vk_sources.
 
+--archives runs the statement on the live database and its sealed archives
+as one data set: their telemetry rows are gathered into one telemetry table
+(the same columns and ids, without the query indexes) in a private
+temporary database, removed afterwards. Only the telemetry table is merged.
+--from and --to then choose the rows to merge; archives outside them are
+not opened.
+
 Examples:
   vibekit telemetry query "SELECT agentType, COUNT(*) FROM telemetry GROUP BY agentType"
   vibekit telemetry query --format table "SELECT * FROM telemetry ORDER BY id DESC LIMIT 5"
   vibekit telemetry query --longest-sessions
   vibekit telemetry query --errors --group-by prompt
   vibekit telemetry query --sessions-with-errors --format json
-  vibekit telemetry query --write "CREATE INDEX idx_custom ON telemetry(agentType, timestamp)"`,
+  vibekit telemetry query --write "CREATE INDEX idx_custom ON telemetry(agentType, timestamp)"
+  vibekit telemetry query --archives --from "last month" "SELECT COUNT(*) FROM telemetry"`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			args, err := positional(fs, args)
 			if err != nil {
 				return err
 			}
-			if err := applySettings(fs, "db", "enable-indexes", "timeout"); err != nil {
+			if err := applySettings(fs, "db", "enable-indexes", "timeout", "max-archive-mb"); err != nil {
 				return err
 			}
 			if err := checkRowFormat(format); err != nil {
@@ -113,27 +126,52 @@ Examples:
 			default:
 				return usageErrorf("query: want one SQL statement in quotes, got %d arguments", len(args))
 			}
-			var store *sqlite.DB
-			if write {
-				store, err = wf.open()
-			} else {
-				store, err = sqlite.OpenReadOnly(wf.db)
+			if write && ar.archives {
+				return usageErrorf("--write does not go with --archives: archives are read-only")
 			}
+			if (from != "" || to != "") && !ar.archives {
+				return usageErrorf("--from and --to go with --archives: in SQL, write a WHERE on timestamp")
+			}
+			span := filterFlags{from: from, to: to}
+			filter, err := span.filter(e.now())
 			if err != nil {
 				return err
 			}
-			defer store.Close()
-			w := newRowWriter(format, e.stdout, e.tableWidth(), e.color())
-			err = store.UserQuery(ctx, q, sqlite.QueryOptions{Write: write, Timeout: timeout},
-				func(names []string) error {
-					cols := make([]column, len(names))
-					for i, n := range names {
-						cols[i] = column{n, queryColumnKind(n)}
-					}
-					return w.header(cols)
-				}, w.row)
-			if cerr := w.close(); err == nil {
-				err = cerr
+			run := func(store *sqlite.DB) error {
+				w := newRowWriter(format, e.stdout, e.tableWidth(), e.color())
+				err := store.UserQuery(ctx, q, sqlite.QueryOptions{Write: write, Timeout: timeout},
+					func(names []string) error {
+						cols := make([]column, len(names))
+						for i, n := range names {
+							cols[i] = column{n, queryColumnKind(n)}
+						}
+						return w.header(cols)
+					}, w.row)
+				if cerr := w.close(); err == nil {
+					err = cerr
+				}
+				return err
+			}
+			switch {
+			case ar.archives:
+				err = ar.merged(ctx, wf.db, filter, allColumns, run)
+				if err != nil && strings.Contains(err.Error(), "no such table") {
+					err = fmt.Errorf("%w (with --archives, only the telemetry table is merged)", err)
+				}
+			default:
+				var store *sqlite.DB
+				if write {
+					store, err = wf.open()
+				} else {
+					store, err = sqlite.OpenReadOnly(wf.db)
+				}
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				if err = run(store); err == nil {
+					err = store.Close()
+				}
 			}
 			var re *sqlite.RefusedError
 			switch {
@@ -143,10 +181,8 @@ Examples:
 				return fmt.Errorf("query %w", err)
 			case errors.Is(err, sqlite.ErrQueryTimeout):
 				return fmt.Errorf("%w: --timeout allows longer", err)
-			case err != nil:
-				return err
 			}
-			return store.Close()
+			return err
 		},
 	}
 }

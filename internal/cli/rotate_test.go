@@ -16,8 +16,8 @@ import (
 	"github.com/vibekit/vibekit-pipe/rotate"
 )
 
-// writeLines writes n lines "<prefix> <i> <padding>" to a new file.
-func writeLines(t *testing.T, prefix string, n int) string {
+// writeLineFile writes n lines "<prefix> <i> <padding>" to a new file.
+func writeLineFile(t *testing.T, prefix string, n int) string {
 	t.Helper()
 	var b strings.Builder
 	pad := strings.Repeat("p", 300)
@@ -128,7 +128,7 @@ func mustCheckArchives(t *testing.T, vk, db string) {
 // the lines that were committed, once each, and passes check --archives.
 func TestPipe_KilledWhileSealing(t *testing.T) {
 	pipeBin, vk := programs(t)
-	in := writeLines(t, "line", 8000) // 2.5 MB: past a limit of 1 MB
+	in := writeLineFile(t, "line", 8000) // 2.5 MB: past a limit of 1 MB
 	empty := filepath.Join(t.TempDir(), "empty")
 	os.WriteFile(empty, nil, 0o600)
 	for _, step := range rotate.Steps {
@@ -164,7 +164,7 @@ func TestPipe_TwoWritersSealOnce(t *testing.T) {
 	pipeBin, vk := programs(t)
 	db := filepath.Join(t.TempDir(), "t.db")
 	const n = 16000 // 5 MB each
-	inputs := map[string]string{"a": writeLines(t, "a", n), "b": writeLines(t, "b", n)}
+	inputs := map[string]string{"a": writeLineFile(t, "a", n), "b": writeLineFile(t, "b", n)}
 	// Create the database first: two processes creating one file at the
 	// same moment can fail with "database is locked" (sqlite.Open sets WAL
 	// mode outside the busy timeout), which is not what this test is about.

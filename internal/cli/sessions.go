@@ -72,6 +72,7 @@ func newSessionsCommand(e *env) *ffcli.Command {
 		limit, offset   int
 		format          string
 		fields, exclude string
+		ar              archiveFlags
 	)
 	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path`")
 	fs.Var(&sessions, "session", "only this session `id` (repeatable)")
@@ -85,6 +86,7 @@ func newSessionsCommand(e *env) *ffcli.Command {
 	fs.StringVar(&format, "format", "", "output `format`: ndjson, json, csv or table (default: table on a terminal, ndjson otherwise)")
 	fs.StringVar(&fields, "fields", "", "print only these `fields`, in this order (comma-separated)")
 	fs.StringVar(&exclude, "exclude", "", "leave out these `fields` (comma-separated)")
+	ar.register(fs)
 	addConfigFlag(fs)
 	return &ffcli.Command{
 		Name:       "sessions",
@@ -107,19 +109,26 @@ called, comma-separated).
 On a terminal it prints a table (without the agent columns when no session
 has any); to a pipe or file NDJSON (--format chooses).
 
+--archives lists the sessions of the live database and its sealed archives
+as one data set, each session whole even when a seal split its rows. As
+--from and --to select sessions by their start, and a session's other rows
+may lie in any archive, archives outside them are opened only to complete
+the sessions that started within them (when some did).
+
 Examples:
   vibekit telemetry sessions
   vibekit telemetry sessions --agent claude --from yesterday
   vibekit telemetry sessions --order desc --limit 10 --format table
   vibekit telemetry sessions --format csv > sessions.csv
   vibekit telemetry sessions | jq 'select(.errorCount > 0) | .sessionId'
+  vibekit telemetry sessions --archives --from "last week"
   vibekit telemetry sessions --agent claude --fields sessionId,status,costUsd,turns,tools`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usageErrorf("sessions: unexpected argument %q", args[0])
 			}
-			if err := applySettings(fs, "db"); err != nil {
+			if err := applySettings(fs, "db", "max-archive-mb"); err != nil {
 				return err
 			}
 			ff := filterFlags{sessions: sessions, agents: agents, modes: modes, from: from, to: to, limit: limit, offset: offset, order: order}
@@ -135,12 +144,23 @@ Examples:
 			if err != nil {
 				return err
 			}
-			store, err := sqlite.OpenReadOnly(db)
-			if err != nil {
-				return err
+			var list []vibekit.SessionSummary
+			sessions := func(f vibekit.Filter) func(*sqlite.DB) error {
+				return func(store *sqlite.DB) (err error) {
+					list, err = store.Sessions(ctx, f)
+					return err
+				}
 			}
-			defer store.Close()
-			list, err := store.Sessions(ctx, filter)
+			if ar.archives {
+				err = ar.merged(ctx, db, filter, sessionsSummary, sessions(mergedFilter(filter)))
+			} else {
+				var store *sqlite.DB
+				if store, err = sqlite.OpenReadOnly(db); err != nil {
+					return err
+				}
+				defer store.Close()
+				err = sessions(filter)(store)
+			}
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/rotate"
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
@@ -26,9 +28,11 @@ func newStatsCommand(e *env) *ffcli.Command {
 		performance bool
 		format      string
 		by, groupBy string
+		ar          archiveFlags
 	)
 	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path`")
 	ff.register(fs, false)
+	ar.register(fs)
 	fs.BoolVar(&performance, "performance", false, "show ingest figures of the vibekit-pipe runs instead")
 	fs.StringVar(&format, "format", "", "`format`: text or json (default: text on a terminal, json otherwise)")
 	fs.StringVar(&by, "by", "", "add event counts over time, by `hour` or day (a bar chart in text)")
@@ -49,6 +53,10 @@ frequent with their count.
 On a terminal it prints text; to a pipe or file it prints one JSON object,
 so scripts get data (--format text or json chooses).
 
+--archives summarises the live database and its sealed archives as one data
+set; archives outside --from/--to are not opened. It adds the archives'
+count and size on disk; the database size stays the live file's.
+
 --performance shows what the vibekit-pipe runs recorded as they wrote: lines
 read, events written, rejects, flushes, average and last flush time, and
 buffer efficiency (the share of commits that batching saved: 1 - flushes /
@@ -59,13 +67,14 @@ Examples:
   vibekit telemetry stats --agent claude
   vibekit telemetry stats --from "last week" --by day
   vibekit telemetry stats --group-by mode --format json | jq .groups
+  vibekit telemetry stats --archives --from "last month" --by day
   vibekit telemetry stats --performance`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usageErrorf("stats: unexpected argument %q", args[0])
 			}
-			if err := applySettings(fs, "db"); err != nil {
+			if err := applySettings(fs, "db", "max-archive-mb"); err != nil {
 				return err
 			}
 			filter, err := ff.filter(e.now())
@@ -84,16 +93,24 @@ Examples:
 			if performance && (by != "" || groupBy != "") {
 				return usageErrorf("--performance does not take --by or --group-by")
 			}
-			store, err := sqlite.OpenReadOnly(db)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
+			opts := sqlite.StatsOptions{GroupBy: groupBy, By: by}
 			var v any
-			if performance {
-				v, err = store.IngestStats(ctx, filter.From, filter.To)
-			} else {
-				v, err = store.Stats(ctx, filter, sqlite.StatsOptions{GroupBy: groupBy, By: by})
+			switch {
+			case ar.archives && !performance:
+				v, err = archiveStats(ctx, db, filter, opts, &ar)
+			default:
+				// The runs' log stays in the live database: --archives
+				// adds nothing to --performance.
+				var store *sqlite.DB
+				if store, err = sqlite.OpenReadOnly(db); err != nil {
+					return err
+				}
+				defer store.Close()
+				if performance {
+					v, err = store.IngestStats(ctx, filter.From, filter.To)
+				} else {
+					v, err = store.Stats(ctx, filter, opts)
+				}
 			}
 			if err != nil {
 				return err
@@ -110,6 +127,43 @@ Examples:
 			return w.Flush()
 		},
 	}
+}
+
+// archiveStats summarises the rows that f selects from the database at db
+// and its archives, merged; the size, the archives' and what was pruned
+// describe the store on disk, as without --archives.
+func archiveStats(ctx context.Context, db string, f vibekit.Filter, opts sqlite.StatsOptions, ar *archiveFlags) (*vibekit.Stats, error) {
+	var s *vibekit.Stats
+	err := ar.merged(ctx, db, f, statsSummary, func(m *sqlite.DB) (err error) {
+		s, err = m.Stats(ctx, mergedFilter(f), opts)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.DatabaseSize, s.Pruned = 0, vibekit.PruneTotals{}
+	if _, err := os.Stat(db); err == nil {
+		live, err := sqlite.OpenReadOnly(db)
+		if err != nil {
+			return nil, err
+		}
+		defer live.Close()
+		if s.DatabaseSize, err = live.Size(); err != nil {
+			return nil, err
+		}
+		if s.Pruned, err = live.Pruned(ctx); err != nil {
+			return nil, err
+		}
+	}
+	as, err := rotate.List(db)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range as {
+		s.Archives++
+		s.ArchiveSize += a.Size
+	}
+	return s, nil
 }
 
 // summaryFormat resolves the --format of a command that prints one summary:
@@ -134,7 +188,7 @@ func writeJSONLine(w io.Writer, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// writeStatsText prints the guide's summary:
+// writeStatsText prints the guide's summary, and what follows it:
 //
 //	Total Events: 1,234
 //	Sessions: 56
@@ -142,6 +196,9 @@ func writeJSONLine(w io.Writer, v any) {
 //	Date Range: 2024-01-01 to 2024-01-31
 //	Database Size: 15.2 MB
 //	Average Session Duration: 2m 34s
+//	Errors: 3
+//	Event Types: start 56, stream 1,120, end 55, error 3
+//	Pruned: 20,000 events, 12 rejects, 2 archives; last 2024-01-31 (older than 2024-01-01)
 func writeStatsText(w io.Writer, s *vibekit.Stats, width int) {
 	fmt.Fprintf(w, "Total Events: %s\n", formatCount(s.TotalEvents))
 	fmt.Fprintf(w, "Sessions: %s\n", formatCount(s.Sessions))
@@ -152,6 +209,9 @@ func writeStatsText(w io.Writer, s *vibekit.Stats, width int) {
 		fmt.Fprintf(w, "Date Range: %s to %s\n", time.UnixMilli(s.DateRange.From).Format("2006-01-02"), time.UnixMilli(s.DateRange.To).Format("2006-01-02"))
 	}
 	fmt.Fprintf(w, "Database Size: %s\n", formatBytes(s.DatabaseSize))
+	if s.Archives > 0 {
+		fmt.Fprintf(w, "Archives: %s (%s)\n", formatCount(s.Archives), formatBytes(s.ArchiveSize))
+	}
 	fmt.Fprintf(w, "Average Session Duration: %s\n", formatDuration(s.AverageSessionDuration))
 	fmt.Fprintf(w, "Errors: %s\n", formatCount(s.Errors))
 	var types []string
@@ -159,6 +219,7 @@ func writeStatsText(w io.Writer, s *vibekit.Stats, width int) {
 		types = append(types, fmt.Sprintf("%s %s", t, formatCount(s.EventTypes[t])))
 	}
 	fmt.Fprintf(w, "Event Types: %s\n", strings.Join(types, ", "))
+	fmt.Fprintf(w, "Pruned: %s\n", formatPruned(s.Pruned))
 	if s.GroupBy != "" {
 		fmt.Fprintf(w, "By %s: %s\n", s.GroupBy, formatShares(s.Groups))
 	}
@@ -167,6 +228,17 @@ func writeStatsText(w io.Writer, s *vibekit.Stats, width int) {
 		fmt.Fprintf(w, "\nEvents by %s:\n", s.By)
 		writeBars(w, s.Timeline, width)
 	}
+}
+
+// formatPruned shows what retention deleted: the events of the live
+// database and of whole archives, rejects, and the last pass.
+func formatPruned(p vibekit.PruneTotals) string {
+	if p.Passes == 0 {
+		return "none"
+	}
+	day := func(ms int64) string { return time.UnixMilli(ms).Format("2006-01-02") }
+	return fmt.Sprintf("%s events, %s rejects, %s; last %s (older than %s)",
+		formatCount(p.Rows+p.ArchiveRows), formatCount(p.Rejects), plural(p.Archives, "archive"), day(p.Last), day(p.LastBefore))
 }
 
 // formatShares shows values with their share of the events: claude (80%).

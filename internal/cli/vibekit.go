@@ -63,6 +63,7 @@ Examples:
 			newVacuumCommand(e),
 			newReindexCommand(e),
 			newCheckCommand(e),
+			newSourcesCommand(e),
 		},
 	}
 	telemetry.Exec = noCommand(telemetry)

@@ -263,6 +263,6 @@ func (p *pipe) stderrLine(l *reader.Line, source string, now time.Time) {
 	if l.Partial {
 		rec.Metadata = json.RawMessage(`{"partial":true,"stream":"stderr"}`)
 	}
-	p.ag.redactText(&rec, l.Source)
+	p.ag.redactText(&rec, source)
 	p.b.AddRecord(rec, source, now)
 }

@@ -39,6 +39,8 @@ import (
 //	{db}      the database vibekit-pipe writes
 //	{rotdb}   the database vibekit-pipe writes with rotation on
 //	{refdb}   the database the sqlite3 CLI writes for the reference ingest
+//	{followdb} the database vibekit-pipe --follow writes
+//	{empty}   an empty file
 //	{claude}  the generated Claude Code stream-json transcript (-n lines)
 //	{nonedb}, {claudedb}, {presetdb}, {presetnonedb}
 //	          the databases of the redaction and preset ingests
@@ -117,6 +119,16 @@ func benchCommands() []command {
 			db:    "{presetnonedb}",
 			unit:  unitEvents,
 			rows:  rowsMapped,
+		},
+		{
+			// Catching up on a file with --follow. stdin at its end (an
+			// empty file) stops the run once the file is read to its end.
+			name:  "vibekit-pipe --follow catch-up",
+			argv:  []string{"{bin}/vibekit-pipe", "--db", "{followdb}", "--quiet", "--follow", "{events}", "--max-size-mb", "100000"},
+			stdin: "{empty}",
+			db:    "{followdb}",
+			unit:  unitEvents,
+			vs:    "sqlite3 .import + json_extract",
 		},
 		{
 			name:      "sqlite3 .import + json_extract",
@@ -323,11 +335,17 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		"{rotdb}":  filepath.Join(work, "rotate", "ingest.db"),
 		"{refdb}":  filepath.Join(work, "ref.db"),
 
+		"{followdb}": filepath.Join(work, "follow.db"),
+		"{empty}":    filepath.Join(work, "empty"),
+
 		"{claude}":       filepath.Join(work, "claude.ndjson"),
 		"{nonedb}":       filepath.Join(work, "ingest-none.db"),
 		"{claudedb}":     filepath.Join(work, "claude-plain.db"),
 		"{presetdb}":     filepath.Join(work, "claude-preset.db"),
 		"{presetnonedb}": filepath.Join(work, "claude-preset-none.db"),
+	}
+	if err := os.WriteFile(paths["{empty}"], nil, 0o644); err != nil {
+		return fmt.Errorf("write empty stdin file: %w", err)
 	}
 	if strings.ContainsAny(paths["{events}"], "\"\n") {
 		return fmt.Errorf("scratch directory %q: the sqlite3 .import cannot take a path with quotes or newlines", work)
@@ -407,7 +425,7 @@ func workDir(dir string) (string, func(), error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return "", nil, fmt.Errorf("make scratch directory: %w", err)
 	}
-	for _, pattern := range []string{"ingest.db*", "ingest-none.db*", "claude-*.db*", "ref.db*", "archives", "rotate", "sealed.db*"} {
+	for _, pattern := range []string{"ingest.db*", "ingest-none.db*", "claude-*.db*", "ref.db*", "archives", "rotate", "sealed.db*", "follow.db*"} {
 		old, _ := filepath.Glob(filepath.Join(abs, pattern))
 		for _, f := range old {
 			if err := os.RemoveAll(f); err != nil {
@@ -490,6 +508,7 @@ func (b *bench) expand(s string, quote bool) string {
 // display is the command line to show: short file names, no directories.
 func display(c command) string {
 	short := strings.NewReplacer("{bin}/", "", "{work}/", "", "{events}", "events.ndjson", "{db}", "ingest.db", "{rotdb}", "rotate/ingest.db", "{refdb}", "ref.db",
+		"{followdb}", "follow.db", "{empty}", "empty",
 		"{claude}", "claude.ndjson", "{nonedb}", "ingest-none.db", "{claudedb}", "claude-plain.db", "{presetdb}", "claude-preset.db", "{presetnonedb}", "claude-preset-none.db")
 	var s string
 	if c.shell != "" {
@@ -554,7 +573,7 @@ func (b *bench) measure(ctx context.Context, c command) (result, error) {
 	if c.unit == unitEvents {
 		r.inBytes = b.inBytes[c.stdin] // whether fed on stdin or read by the command
 		if r.inBytes == 0 {
-			r.inBytes = b.inBytes["{events}"] // read by the command (the reference ingest)
+			r.inBytes = b.inBytes["{events}"] // read by the command (the reference ingest, --follow)
 		}
 		if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
 			return r, err

@@ -9,7 +9,7 @@ import (
 // reference, dumps read a database an earlier ingest wrote, and only known
 // placeholders are used.
 func TestBenchCommands(t *testing.T) {
-	known := map[string]bool{"{bin}": true, "{work}": true, "{events}": true, "{db}": true, "{rotdb}": true, "{refdb}": true,
+	known := map[string]bool{"{bin}": true, "{work}": true, "{events}": true, "{db}": true, "{rotdb}": true, "{refdb}": true, "{followdb}": true, "{empty}": true,
 		"{claude}": true, "{nonedb}": true, "{claudedb}": true, "{presetdb}": true, "{presetnonedb}": true}
 	placeholder := regexp.MustCompile(`\{[a-z]+\}`)
 	names := map[string]command{}

@@ -1,0 +1,481 @@
+package reader
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
+)
+
+// forEachWatcher runs test once with fsnotify and once with polling.
+func forEachWatcher(t *testing.T, test func(t *testing.T, poll bool)) {
+	t.Run("fsnotify", func(t *testing.T) { test(t, false) })
+	t.Run("poll", func(t *testing.T) { test(t, true) })
+}
+
+// sink collects emitted lines; every line counts as committed at once, and
+// its checkpoint is the latest per key.
+type sink struct {
+	// gate, when set, may hold a line back until the channel it returns is
+	// closed: the follower stops there, with lines read and not emitted.
+	gate func(Line) <-chan struct{}
+
+	mu    sync.Mutex
+	lines []Line
+	cps   map[string]vibekit.Checkpoint
+}
+
+func (s *sink) emit(l Line) error {
+	if s.gate != nil {
+		if wait := s.gate(l); wait != nil {
+			<-wait
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !l.Mark {
+		s.lines = append(s.lines, l)
+	}
+	if s.cps == nil {
+		s.cps = map[string]vibekit.Checkpoint{}
+	}
+	s.cps[l.Key] = vibekit.Checkpoint{Source: l.Source, Key: l.Key, Kind: l.Kind, Dev: l.Dev, Ino: l.Ino,
+		Fingerprint: l.Fingerprint, Offset: l.End, Line: l.Num, Size: l.Size}
+	return nil
+}
+
+// data returns the lines emitted so far.
+func (s *sink) data() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, l := range s.lines {
+		out = append(out, string(l.Data))
+	}
+	return out
+}
+
+// fromInode counts the lines read from the file with inode ino.
+func (s *sink) fromInode(ino uint64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.lines {
+		if l.Ino == ino {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *sink) known() []vibekit.Checkpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []vibekit.Checkpoint
+	for _, c := range s.cps {
+		out = append(out, c)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// deadline; what describes the condition and, when it is called again at the
+// end, what was seen instead.
+func waitFor(t *testing.T, what func() string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitLines waits until the sink holds exactly want (in any order).
+func waitLines(t *testing.T, s *sink, want ...string) {
+	t.Helper()
+	want = slices.Sorted(slices.Values(want))
+	var got []string
+	waitFor(t, func() string { return fmt.Sprintf("lines %q; got %q", want, got) }, func() bool {
+		got = slices.Sorted(slices.Values(s.data()))
+		return slices.Equal(got, want)
+	})
+}
+
+type runner interface {
+	Run(ctx context.Context, emit func(Line) error) error
+}
+
+// start runs f until the test ends or stop is called.
+func start(t *testing.T, f runner, s *sink) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, s.emit) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("Run did not return after its context ended")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func follower(poll bool, patterns ...string) *Follower {
+	return &Follower{Patterns: patterns, Poll: poll, PollInterval: 20 * time.Millisecond, RotateWait: 200 * time.Millisecond}
+}
+
+func appendFile(t *testing.T, path, data string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFollower_GlobAppendsAndNewFiles(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		appendFile(t, filepath.Join(dir, "a.log"), "a1\na2\n")
+		appendFile(t, filepath.Join(dir, "skip.txt"), "not followed\n")
+		s := &sink{}
+		start(t, follower(poll, filepath.Join(dir, "*.log")), s)
+		waitLines(t, s, "a1", "a2")
+		appendFile(t, filepath.Join(dir, "a.log"), "a3\n")
+		appendFile(t, filepath.Join(dir, "b.log"), "b1\n")
+		waitLines(t, s, "a1", "a2", "a3", "b1")
+		for _, l := range s.lines {
+			if l.Kind != "file" || l.Key == "" || l.Ino == 0 || !strings.HasPrefix(l.Source, dir) {
+				t.Errorf("line %q: origin %+v, source %q", l.Data, l.Origin, l.Source)
+			}
+		}
+	})
+}
+
+func TestFollower_ResumeAndFromEnd(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "a.log")
+		appendFile(t, path, "old1\nold2\npart")
+		s := &sink{}
+		f := follower(poll, path)
+		f.FromEnd = true
+		stop := start(t, f, s)
+		waitFor(t, func() string { return "the start position" }, func() bool { return len(s.known()) == 1 })
+		// From the end means after the last complete line: the unfinished
+		// one is read once it is completed.
+		appendFile(t, path, "ial\nnew1\n")
+		waitLines(t, s, "partial", "new1")
+		stop()
+		appendFile(t, path, "while-stopped\n")
+		s2 := &sink{}
+		f2 := follower(poll, path)
+		f2.FromEnd, f2.Known = true, s.known()
+		start(t, f2, s2)
+		waitLines(t, s2, "while-stopped")
+		if got := s2.lines[0].Num; got != s.lines[1].Num+1 {
+			t.Errorf("line number after restart = %d, want %d", got, s.lines[1].Num+1)
+		}
+	})
+}
+
+func TestFollower_FinishReadsToTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	appendFile(t, path, strings.Repeat("x\n", 1000)+"held")
+	finish := make(chan struct{})
+	close(finish)
+	s := &sink{}
+	f := follower(false, path)
+	f.Finish = finish
+	if err := f.Run(context.Background(), s.emit); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(s.data()); got != 1000 {
+		t.Fatalf("read %d lines before finishing, want 1000 (the unfinished one held)", got)
+	}
+}
+
+func TestWalkPattern(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"logs/a/x.log", "logs/b/x.log", "logs/b/y.txt", "other/x.log"} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		appendFile(t, filepath.Join(dir, p), "")
+	}
+	matches, dirs := walkPattern(filepath.Join(dir, "logs/*/x.log"))
+	if want := []string{filepath.Join(dir, "logs/a/x.log"), filepath.Join(dir, "logs/b/x.log")}; !slices.Equal(matches, want) {
+		t.Errorf("matches = %q, want %q", matches, want)
+	}
+	slices.Sort(dirs)
+	if want := []string{filepath.Join(dir, "logs"), filepath.Join(dir, "logs/a"), filepath.Join(dir, "logs/b")}; !slices.Equal(dirs, want) {
+		t.Errorf("dirs = %q, want %q", dirs, want)
+	}
+	// A directory that does not exist yet is awaited in its deepest ancestor.
+	matches, dirs = walkPattern(filepath.Join(dir, "later/deeper/*.log"))
+	if len(matches) != 0 || !slices.Equal(dirs, []string{dir}) {
+		t.Errorf("pattern under a missing directory: matches %q, dirs %q", matches, dirs)
+	}
+	if !mayMatch(filepath.Join(dir, "logs/*/x.log"), filepath.Join(dir, "logs/c")) || mayMatch(filepath.Join(dir, "logs/*/x.log"), filepath.Join(dir, "other/x.log")) {
+		t.Error("mayMatch: wrong answer for a directory on the way or a path off it")
+	}
+}
+
+func TestFIFO_WritersOneAfterAnother(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vk.fifo")
+	s := &sink{}
+	start(t, &FIFO{Path: path}, s)
+	write := func(data string) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_WRONLY, 0) // blocks until the reader is there
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString(data); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	waitFor(t, func() string { return "the FIFO" }, func() bool { _, err := os.Stat(path); return err == nil })
+	var want []string
+	for w := range 100 {
+		line := fmt.Sprintf("writer %d", w)
+		want = append(want, line+" a", line+" b")
+		write(line + " a\n" + line + " b\n")
+	}
+	waitLines(t, s, want...)
+	// A writer that closes with an unfinished line: once the reader saw it
+	// go (no writer left), the line stands alone.
+	write("unfinished")
+	waitLines(t, s, append(want, "unfinished")...)
+	write("next\n")
+	waitLines(t, s, append(want, "unfinished", "next")...)
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode()&os.ModeNamedPipe == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("FIFO %v, %v; want a FIFO with mode 0600", fi.Mode(), err)
+	}
+	if l := s.lines[len(s.lines)-1]; l.Num != 202 || l.Kind != "fifo" || l.Source != path {
+		t.Errorf("last line: num %d kind %q source %q", l.Num, l.Kind, l.Source)
+	}
+}
+
+func TestFIFO_NotAFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plain")
+	appendFile(t, path, "x\n")
+	err := (&FIFO{Path: path}).Run(context.Background(), (&sink{}).emit)
+	if err == nil || !strings.Contains(err.Error(), "not a FIFO") {
+		t.Fatalf("Run on a regular file: %v", err)
+	}
+}
+
+// gateAt makes the sink stop at the line data, once; reached is closed when
+// the follower is held there, and closing release lets it go on.
+func gateAt(s *sink, data string) (reached, release chan struct{}) {
+	reached, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.gate = func(l Line) <-chan struct{} {
+		if string(l.Data) != data {
+			return nil
+		}
+		var wait <-chan struct{}
+		once.Do(func() {
+			close(reached)
+			wait = release
+		})
+		return wait
+	}
+	return reached, release
+}
+
+func numbered(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i <= to; i++ {
+		out = append(out, fmt.Sprintf("%s-%d", prefix, i))
+	}
+	return out
+}
+
+func appendLines(t *testing.T, path string, lines []string) {
+	t.Helper()
+	appendFile(t, path, strings.Join(lines, "\n")+"\n")
+}
+
+// The follower is held with lines read but not emitted while the file is
+// rotated; those lines still come once, from wherever they are.
+func TestFollower_RotationWithUnreadLines(t *testing.T) {
+	rotations := map[string]func(t *testing.T, path string){
+		"rename": func(t *testing.T, path string) {
+			os.Rename(path, path+".1")
+			appendLines(t, path+".1", numbered("late", 1, 5)) // the writer is not done with it
+		},
+		"copytruncate": func(t *testing.T, path string) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp, err := os.Create(path + ".1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for ; len(data) > 0; data = data[min(len(data), 4096):] {
+				cp.Write(data[:min(len(data), 4096)])
+			}
+			cp.Close()
+			os.Truncate(path, 0)
+		},
+		"delete": func(t *testing.T, path string) { os.Remove(path) },
+	}
+	for name, rotate := range rotations {
+		t.Run(name, func(t *testing.T) {
+			forEachWatcher(t, func(t *testing.T, poll bool) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "app.log")
+				appendLines(t, path, numbered("line", 1, 100))
+				s := &sink{}
+				start(t, follower(poll, path+"*"), s)
+				waitLines(t, s, numbered("line", 1, 100)...)
+				reached, release := gateAt(s, "line-101")
+				// More than the reader buffers: the rest must come from the file.
+				appendLines(t, path, numbered("line", 101, 20000))
+				<-reached
+				rotate(t, path)
+				want := numbered("line", 1, 20000)
+				if name != "delete" {
+					appendLines(t, path, numbered("new", 1, 10))
+					want = append(want, numbered("new", 1, 10)...)
+				}
+				if name == "rename" {
+					want = append(want, numbered("late", 1, 5)...)
+				}
+				close(release)
+				waitLines(t, s, want...)
+				if name == "copytruncate" {
+					var st syscall.Stat_t
+					syscall.Stat(path+".1", &st)
+					if n := s.fromInode(st.Ino); n == 0 {
+						t.Errorf("no line was read from the copy")
+					}
+				}
+				if name == "delete" {
+					waitFor(t, func() string { return "the deleted file to be let go" }, func() bool {
+						return !fdOpenTo(path + " (deleted)")
+					})
+				}
+			})
+		})
+	}
+}
+
+// fdOpenTo reports whether this process has a descriptor open on target.
+func fdOpenTo(target string) bool {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && l == target {
+			return true
+		}
+	}
+	return false
+}
+
+// failingWatcher refuses watches, as inotify does past its limits.
+type failingWatcher struct{ events chan Event }
+
+func (w *failingWatcher) Watch([]string) error {
+	return fmt.Errorf("%w: watch: no space left on device", ErrWatchLimit)
+}
+func (w *failingWatcher) Events() <-chan Event { return w.events }
+func (w *failingWatcher) Close() error         { return nil }
+
+func TestFollower_FallsBackToPolling(t *testing.T) {
+	cases := map[string]func() (Watcher, error){
+		"no watcher": func() (Watcher, error) { return nil, fmt.Errorf("%w: too many open files", ErrWatchLimit) },
+		"no watch":   func() (Watcher, error) { return &failingWatcher{events: make(chan Event)}, nil },
+	}
+	for name, newWatcher := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "a.log")
+			appendFile(t, path, "a1\n")
+			var mu sync.Mutex
+			var warnings []string
+			f := follower(false, path)
+			f.newWatcher = newWatcher
+			f.Warn = func(err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				warnings = append(warnings, err.Error())
+			}
+			s := &sink{}
+			start(t, f, s)
+			waitLines(t, s, "a1")
+			appendFile(t, path, "a2\n")
+			waitLines(t, s, "a1", "a2")
+			mu.Lock()
+			defer mu.Unlock()
+			if len(warnings) != 1 || !strings.Contains(warnings[0], "polling instead") {
+				t.Errorf("warnings = %q, want one saying it polls", warnings)
+			}
+		})
+	}
+}
+
+func TestFollower_ExcludesTheDatabase(t *testing.T) {
+	dir := t.TempDir()
+	appendFile(t, filepath.Join(dir, "a.log"), "a1\n")
+	appendFile(t, filepath.Join(dir, "t.db"), "not to be read\n")
+	finish := make(chan struct{})
+	close(finish)
+	s := &sink{}
+	f := follower(false, filepath.Join(dir, "*"))
+	f.Exclude, f.Finish = []string{filepath.Join(dir, "t.db")}, finish
+	if err := f.Run(context.Background(), s.emit); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.data(); !slices.Equal(got, []string{"a1"}) {
+		t.Fatalf("read %q, want only a.log's line", got)
+	}
+}
+
+// A file deleted and created again with the same first bytes (a fixed
+// banner, longer than a copy needs) is a new file, not a copy of the old.
+func TestFollower_RecreatedWithSameStart(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "app.log")
+		banner := "# app 1.2.3 started; format: time level message; see docs for details"
+		appendFile(t, path, banner+"\n")
+		s := &sink{}
+		start(t, follower(poll, path), s)
+		waitLines(t, s, banner)
+		// Replaced in one step (written aside, renamed over it): every look
+		// sees the new file at the path while the old one is deleted.
+		appendFile(t, path+".tmp", banner+"\nnew-1\nnew-2\n") // longer than what was read
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+		waitLines(t, s, banner, banner, "new-1", "new-2")
+	})
+}
