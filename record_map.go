@@ -59,7 +59,7 @@ func RecordFromMap(m map[string]any, def *Record, rec *Record) error {
 			case map[string]any:
 				metadata, metaSet = v, true
 			default:
-				err = fmt.Errorf("metadata must be a JSON object, got %s", valueKind(v))
+				err = fmt.Errorf("metadata must be a JSON object, got %s", KindOf(v))
 			}
 		case "timestamp":
 			err = timestampValue(v, &rec.Timestamp)
@@ -107,7 +107,7 @@ func stringValue(key string, v any, dst *string) error {
 		}
 		*dst = v
 	case bool, map[string]any, []any:
-		return fmt.Errorf("%s must be a string, got %s", key, valueKind(v))
+		return fmt.Errorf("%s must be a string, got %s", key, KindOf(v))
 	default:
 		b, err := AppendValue(nil, v)
 		if err != nil {
@@ -127,7 +127,7 @@ func timestampValue(v any, dst *int64) error {
 	case string:
 		kind, raw = '"', AppendString(nil, v)
 	case bool, map[string]any, []any:
-		return fmt.Errorf("timestamp must be a number, got %s", valueKind(v))
+		return fmt.Errorf("timestamp must be a number, got %s", KindOf(v))
 	default:
 		b, err := AppendValue(nil, v)
 		if err != nil {
@@ -145,7 +145,9 @@ func timestampValue(v any, dst *int64) error {
 	return err
 }
 
-func valueKind(v any) string {
+// KindOf names the JSON kind of a decoded value, for error messages:
+// "null", "a boolean", "a string", "an object", "an array" or "a number".
+func KindOf(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"

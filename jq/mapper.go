@@ -215,7 +215,7 @@ func (m *Mapper) Value(v map[string]any, now time.Time, emit func(vibekit.Record
 	for i, out := range outs {
 		obj, ok := out.(map[string]any)
 		if !ok {
-			return 0, fmt.Errorf("map output %d is %s, not an object (`empty` drops an input)", i+1, kindOf(out))
+			return 0, fmt.Errorf("map output %d is %s, not an object (`empty` drops an input)", i+1, vibekit.KindOf(out))
 		}
 		var rec vibekit.Record
 		if err := vibekit.RecordFromMap(m.nameTool(obj), &def, &rec); err != nil {
@@ -358,20 +358,4 @@ func (m *Mapper) nameTool(obj map[string]any) map[string]any {
 	obj = maps.Clone(obj)
 	obj["metadata"] = md
 	return obj
-}
-
-func kindOf(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	}
-	return "a number"
 }

@@ -345,7 +345,7 @@ func (im *importer) add(ctx context.Context, b *vibekit.Batch, it item) error {
 	err = im.runner.Run(ctx, v, func(out any) error {
 		emitted++
 		if _, ok := out.(map[string]any); !ok {
-			return im.invalid(b, it, fmt.Sprintf("the transform made %s, not an object", jqTypeName(out)))
+			return im.invalid(b, it, fmt.Sprintf("the transform made %s, not an object", vibekit.KindOf(out)))
 		}
 		buf = jq.AppendValue(buf[:0], out)
 		return im.decode(b, it, buf)
@@ -361,20 +361,6 @@ func (im *importer) add(ctx context.Context, b *vibekit.Batch, it item) error {
 		im.skipped++
 	}
 	return nil
-}
-
-func jqTypeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case []any:
-		return "an array"
-	}
-	return "a number"
 }
 
 // decode applies the record rules to raw, adding a record or (with
