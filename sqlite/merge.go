@@ -12,20 +12,18 @@ import (
 	vibekit "github.com/vibekit/vibekit-pipe"
 )
 
-// telemetryTable is the guide's table as migration/0001_init.sql creates it.
-const telemetryTable = `CREATE TABLE telemetry (
-  id          INTEGER PRIMARY KEY AUTOINCREMENT,
-  sessionId   TEXT,
-  eventType   TEXT,
-  agentType   TEXT,
-  mode        TEXT,
-  prompt      TEXT,
-  streamData  TEXT,
-  sandboxId   TEXT,
-  repoUrl     TEXT,
-  metadata    TEXT,
-  timestamp   INTEGER
-)`
+// telemetryTable is the guide's table, the statement migration/0001_init.sql
+// creates it with, so the merged copy cannot drift from the live schema.
+func telemetryTable() string {
+	body, err := migrationFS.ReadFile("migration/0001_init.sql")
+	if err != nil {
+		panic(err) // embedded at build time: cannot fail
+	}
+	s := string(body)
+	start := strings.Index(s, "CREATE TABLE IF NOT EXISTS telemetry")
+	end := strings.Index(s[start:], ";")
+	return s[start : start+end]
+}
 
 // Merged is a scratch database that gathers the telemetry rows of several
 // databases (a live one and its unpacked archives) into one telemetry
@@ -49,7 +47,7 @@ func CreateMerged(ctx context.Context, path string) (*Merged, error) {
 	sqldb := sql.OpenDB(connector(dsn(path, BusyTimeout, "_journal_mode=OFF&_synchronous=OFF"), `PRAGMA cache_size = -32768`))
 	m := &Merged{Path: path, db: sqldb}
 	if m.conn, err = sqldb.Conn(ctx); err == nil {
-		_, err = m.conn.ExecContext(ctx, telemetryTable)
+		_, err = m.conn.ExecContext(ctx, telemetryTable())
 	}
 	if err != nil {
 		m.Close()
