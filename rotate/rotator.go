@@ -43,6 +43,7 @@ type Rotator struct {
 
 	mu      sync.Mutex
 	retryAt time.Time // no seal before then, after a failed or skipped one
+	final   sync.Once // the seal at Close
 	stats   Stats
 }
 
@@ -196,5 +197,15 @@ func (r *Rotator) Close() {
 		close(r.stop)
 	}
 	r.wg.Wait()
+	// Rows that arrived while the last seal ran can leave the store over its
+	// limit, and no commit will come to notice: seal once more before exit.
+	r.final.Do(func() {
+		if r.o.MaxBytes > 0 && r.busy.CompareAndSwap(false, true) {
+			if used, err := r.sealer.DB.UsedBytes(r.ctx); err == nil && used >= r.o.MaxBytes {
+				r.seal()
+			}
+			r.busy.Store(false)
+		}
+	})
 	r.cancel()
 }

@@ -206,3 +206,26 @@ func TestPipe_TwoWritersSealOnce(t *testing.T) {
 	}
 	mustCheckArchives(t, vk, db)
 }
+
+// TestPipe_UnderTheLimitAtExit feeds a bulk load to a tiny limit: rows that
+// arrive while a seal runs push the store past it again, and the pipe seals
+// once more before it exits, leaving the live database under the limit.
+func TestPipe_UnderTheLimitAtExit(t *testing.T) {
+	pipeBin, vk := programs(t)
+	db := filepath.Join(t.TempDir(), "t.db")
+	in := writeLineFile(t, "line", 100000) // ~32 MB of rows against a 1 MB limit
+	if stderr, err := runPipeFile(t, pipeBin, in, nil, "--db", db, "--quiet", "--session", "s", "--max-size-mb", "1"); err != nil {
+		t.Fatalf("vibekit-pipe: %v\n%s", err, stderr)
+	}
+	out, err := exec.Command("sqlite3", db, "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count, pragma_freelist_count, pragma_page_size").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var used int64
+	fmt.Sscan(string(out), &used)
+	if used >= 1<<20 {
+		t.Fatalf("the live database holds %d bytes of data at exit, over the 1 MB limit", used)
+	}
+	checkLines(t, dumpAll(t, vk, db), "line", 100000)
+	mustCheckArchives(t, vk, db)
+}
