@@ -53,13 +53,13 @@ func parseConfig(r io.Reader, set func(name, value string) error) error {
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
 	if err := dec.Decode(&doc); err != nil {
-		return fmt.Errorf("config file: not a JSON object: %w", err)
+		return usageErrorf("config file: not a JSON object: %w", err)
 	}
 	if inner, ok := doc["localStore"]; ok {
 		delete(doc, "localStore")
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(inner, &m); err != nil {
-			return fmt.Errorf("config file: localStore: %w", err)
+			return usageErrorf("config file: localStore: %w", err)
 		}
 		for k, v := range m {
 			doc[k] = v
@@ -71,13 +71,13 @@ func parseConfig(r io.Reader, set func(name, value string) error) error {
 			continue // isEnabled and the like: always true for a tool you run
 		}
 		if !settingNames[name] {
-			return fmt.Errorf("config file: unknown setting %q", key)
+			return usageErrorf("config file: unknown setting %q", key)
 		}
 		var v any
 		d := json.NewDecoder(strings.NewReader(string(raw)))
 		d.UseNumber()
 		if err := d.Decode(&v); err != nil {
-			return fmt.Errorf("config file: %s: %w", key, err)
+			return usageErrorf("config file: %s: %w", key, err)
 		}
 		values := []any{v}
 		if list, ok := v.([]any); ok {
@@ -86,10 +86,10 @@ func parseConfig(r io.Reader, set func(name, value string) error) error {
 		for _, item := range values {
 			switch item.(type) {
 			case map[string]any, []any, nil:
-				return fmt.Errorf("config file: %s: want a string, number or boolean", key)
+				return usageErrorf("config file: %s: want a string, number or boolean", key)
 			}
 			if err := set(name, fmt.Sprint(item)); err != nil {
-				return fmt.Errorf("config file: %s: %w", key, err)
+				return usageErrorf("config file: %s: %w", key, err)
 			}
 		}
 	}

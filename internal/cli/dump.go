@@ -41,7 +41,8 @@ func newDumpCommand(e *env) *ffcli.Command {
 		LongHelp: `Prints the records that match the filters, oldest first, with the guide's
 field names: id, sessionId, eventType, agentType, mode, prompt, streamData,
 sandboxId, repoUrl, metadata (an object) and timestamp (Unix ms). Empty
-fields are null.
+optional fields (mode, prompt, streamData, sandboxId, repoUrl, metadata)
+are null.
 
 --format ndjson (the default) prints one object per line; json one array;
 csv RFC 4180 with a header row; table aligned columns for people, with

@@ -67,7 +67,11 @@ func report(stderr io.Writer, prog string, err error) int {
 	msg := err.Error()
 	fmt.Fprintf(stderr, "%s: %s\n", prog, msg)
 	if code == ExitUsage && !strings.Contains(msg, "--help") {
-		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", prog)
+		help := prog + " --help"
+		if prog == "vibekit" {
+			help = "vibekit telemetry <command> --help"
+		}
+		fmt.Fprintf(stderr, "Run '%s' for usage.\n", help)
 	}
 	return code
 }

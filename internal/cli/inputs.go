@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -45,6 +46,12 @@ func newInputs(ctx context.Context, o *pipeOptions, db *sqlite.DB, stdin *os.Fil
 		in.stdin = &reader.Stream{File: stdin, Name: "stdin", MaxLine: o.maxLine}
 		if !o.quiet {
 			in.stdin.Tee = stdout
+		}
+	}
+	for _, pattern := range o.follow {
+		// A mistyped path would otherwise be followed in silence.
+		if m, err := filepath.Glob(pattern); err == nil && len(m) == 0 {
+			fmt.Fprintf(stderr, "vibekit-pipe: --follow %s matches no file yet; waiting for one to appear\n", pattern)
 		}
 	}
 	if len(o.follow) > 0 {

@@ -69,6 +69,7 @@ func TestRunVibekit_ExitCodes(t *testing.T) {
 		{"clear without a terminal", []string{"telemetry", "clear", "--db", db}, ExitUsage, "--force"},
 		{"delete without a terminal", []string{"telemetry", "delete-user-data", "u1", "--db", db}, ExitUsage, "--force"},
 		{"import a missing file", []string{"telemetry", "import", "--db", db, "--file", db + ".none"}, ExitFailure, "no such file"},
+		{"bad config file", []string{"telemetry", "stats", "--db", db, "--config", badConfig(t)}, ExitUsage, `config file: unknown setting "bogus"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,6 +93,16 @@ func TestRunVibekit_ExitCodes(t *testing.T) {
 	if code != ExitOK || stdout != "{\"n\":2}\n" {
 		t.Errorf("after refusals: code %d, %q", code, stdout)
 	}
+}
+
+// badConfig writes a config file with a setting no program has.
+func badConfig(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(p, []byte(`{"bogus": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // TestRunVibekit_Help checks that every command has --help with examples,
