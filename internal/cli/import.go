@@ -175,8 +175,9 @@ func sniffFormat(file string, br *bufio.Reader) string {
 
 // item is one input object (JSON text) and the line it starts on.
 type item struct {
-	raw  []byte
-	line int
+	raw    []byte
+	line   int
+	offset int64 // byte offset of the item's start in the input (0 for CSV rows)
 }
 
 // importer turns input objects into records and rejects.
@@ -203,7 +204,7 @@ func (im *importer) items(format string, br *bufio.Reader) (func() (item, error)
 	case "csv":
 		return im.csvItems(br)
 	}
-	line := 0
+	line, offset := 0, int64(0)
 	return func() (item, error) {
 		for {
 			b, err := br.ReadBytes('\n')
@@ -211,10 +212,12 @@ func (im *importer) items(format string, br *bufio.Reader) (func() (item, error)
 				return item{}, err
 			}
 			line++
+			start := offset
+			offset += int64(len(b))
 			if len(bytes.TrimSpace(b)) == 0 {
 				continue
 			}
-			return item{raw: bytes.TrimRight(b, "\r\n"), line: line}, nil
+			return item{raw: bytes.TrimRight(b, "\r\n"), line: line, offset: start}, nil
 		}
 	}, nil
 }
@@ -252,7 +255,7 @@ func jsonArrayItems(data []byte) (func() (item, error), error) {
 		if err := dec.Decode(&raw); err != nil {
 			return item{}, fmt.Errorf("line %d: invalid JSON: %w", lineAt(start), err)
 		}
-		return item{raw: raw, line: lineAt(start)}, nil
+		return item{raw: raw, line: lineAt(start), offset: int64(start)}, nil
 	}, nil
 }
 
@@ -406,7 +409,7 @@ func (im *importer) reject(b *vibekit.Batch, it item, reason string) {
 		raw = raw[:maxRejectRaw]
 	}
 	b.Rejects = append(b.Rejects, vibekit.Reject{
-		Source: im.source, Line: int64(it.line), Length: int64(len(it.raw)),
+		Source: im.source, Line: int64(it.line), Offset: it.offset, Length: int64(len(it.raw)),
 		Reason: reason, Raw: vibekit.ValidUTF8(raw), Time: im.now.UnixMilli(),
 	})
 }
