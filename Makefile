@@ -24,9 +24,11 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
-# 1M seeded events: ingest, dump and dump --jq, beside the sqlite3 CLI and jq.
+# Micro-benchmarks (decoding, commits, redaction, the preset mapper, stdin against
+# --follow), then 1M seeded events: ingest, dump, dump --jq, rotation, --follow, the
+# claude preset and redaction, beside the sqlite3 CLI, zstd and jq.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2s . ./sqlite ./reader
+	$(GO) test -run '^$$' -bench . -benchtime 2s . ./sqlite ./reader ./redact ./jq ./internal/cli
 	$(GO) run ./tools/vkbench -bin $(BIN) -n 1000000 -out docs/BENCHMARKS.md
 
 fmt:
