@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -83,5 +82,3 @@ func (c *csvReader) read() ([]string, int, error) {
 		}
 	}
 }
-
-var errCSVHeader = errors.New("CSV input needs a header row naming the fields")
