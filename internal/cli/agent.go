@@ -97,6 +97,7 @@ type agent struct {
 	dec        jq.ObjectDecoder          // for lines not decoded ahead
 	pending    bool                      // the Mapper holds a start row back
 	heldSource string                    // the source of the line it came from
+	heldCP     *vibekit.Checkpoint       // heldSource's position, put off while the row is held
 }
 
 // newAgent compiles the map program and sets up redaction. It runs before
@@ -208,10 +209,14 @@ type notObject struct{}
 
 func (m *mapAhead) Run(ctx context.Context, emit func(reader.Line) error) error {
 	lines := make(chan reader.Line, 256)
+	// Lines waiting here are read but not yet in the pipe's byte budget:
+	// bound them too, so reading waits when mapping or the store is slow.
+	budget := newByteBudget(pipeBudget)
 	done := make(chan error, 1)
 	go func() {
 		var first error
 		for l := range lines {
+			budget.release(int64(len(l.Data)))
 			if l.Value != nil {
 				obj, _ := l.Value.(map[string]any)
 				l.Value = m.a.mapLine(&l, obj, m.now())
@@ -232,6 +237,7 @@ func (m *mapAhead) Run(ctx context.Context, emit func(reader.Line) error) error 
 			}
 			m.decoders.Put(dec)
 		}
+		budget.acquire(int64(len(l.Data)))
 		lines <- l
 		return nil
 	})
@@ -320,6 +326,10 @@ func (p *pipe) agentLine(l *reader.Line, source string, now time.Time) {
 		obj, _ := p.ag.dec.Decode(l.Data)
 		res = p.ag.mapLine(l, obj, now)
 	}
+	// A start row held back goes out first, ahead of this line's records:
+	// it keeps the source it was read from, whose position is then committed.
+	released := p.ag.pending && len(res.recs) > 0
+	heldFrom := p.ag.heldSource
 	if res.pending && (!p.ag.pending || len(res.recs) > 0) {
 		// This line's record is the start row held back (any held before
 		// it went out first).
@@ -330,13 +340,20 @@ func (p *pipe) agentLine(l *reader.Line, source string, now time.Time) {
 	if res.text && p.ag.red != nil {
 		rs = p.ag.stream(source)
 	}
-	for _, rec := range res.recs {
+	for i, rec := range res.recs {
 		if rs != nil {
 			rs.Record(&rec)
 		} else {
 			p.ag.redactRecord(&rec)
 		}
-		p.b.AddRecord(rec, source, now)
+		src := source
+		if released && i == 0 {
+			src = heldFrom
+		}
+		p.b.AddRecord(rec, src, now)
+	}
+	if released {
+		p.releaseHeld(now)
 	}
 	n, err := res.n, res.err
 	p.b.CountLine(l.Length, err == nil && n == 0, now)
@@ -358,9 +375,19 @@ func (p *pipe) agentLine(l *reader.Line, source string, now time.Time) {
 // skip or a reject, may then be read again after a crash.)
 func (p *pipe) checkpoint(c vibekit.Checkpoint, now time.Time) {
 	if p.ag.pending && c.SourceKey() == p.ag.heldSource {
+		p.ag.heldCP = &c // committed once the held row is in a batch
 		return
 	}
 	p.b.Checkpoint(c, now)
+}
+
+// releaseHeld commits the position put off while a start row was held, now
+// that the row is in the batch.
+func (p *pipe) releaseHeld(now time.Time) {
+	if p.ag.heldCP != nil {
+		p.b.Checkpoint(*p.ag.heldCP, now)
+		p.ag.heldCP = nil
+	}
 }
 
 // endInput writes what ends the input's sessions: the map program's end
@@ -368,11 +395,20 @@ func (p *pipe) checkpoint(c vibekit.Checkpoint, now time.Time) {
 func (p *pipe) endInput(ctx context.Context, readErr error) {
 	if m := p.ag.mapper; m != nil {
 		now := p.now()
+		held := p.ag.pending // a held start row goes out first
 		m.Finish(now, inputStatus(ctx, readErr), func(rec vibekit.Record) {
 			p.ag.redactRecord(&rec)
 			p.m.generated++
-			p.b.AddRecord(rec, "", now)
+			src := ""
+			if held {
+				src, held = p.ag.heldSource, false
+			}
+			p.b.AddRecord(rec, src, now)
 		})
+		if p.ag.pending {
+			p.ag.pending = false
+			p.releaseHeld(now)
+		}
 	}
 	switch {
 	case p.ag.cmd != nil:
