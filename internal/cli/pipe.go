@@ -63,6 +63,8 @@ type pipeOptions struct {
 
 	// commitFailed, when set (by tests), is told of each failed commit.
 	commitFailed func(error)
+	// stopRetry, when set (by tests), replaces the const stopRetry.
+	stopRetry time.Duration
 }
 
 const pipeLongHelp = `vibekit-pipe stores what it reads from stdin in a SQLite telemetry database
@@ -319,7 +321,7 @@ func (p *pipe) run(ctx context.Context, src source) error {
 	toWriter := make(chan *vibekit.Batch)
 	results := make(chan commitResult)
 	stopping := make(chan struct{})
-	go p.writer(toWriter, results, stopping)
+	go p.writer(ctx, toWriter, results, stopping)
 	defer close(toWriter)
 
 	usr1 := make(chan os.Signal, 1)
@@ -487,7 +489,7 @@ func (p *pipe) endSession(ctx context.Context, readErr error) {
 // (the database locked by another writer, a full disk) is retried with
 // backoff, and the batch is kept meanwhile; while the input is open it is
 // retried until it succeeds, and after stopping for up to stopRetry.
-func (p *pipe) writer(in <-chan *vibekit.Batch, out chan<- commitResult, stopping <-chan struct{}) {
+func (p *pipe) writer(ctx context.Context, in <-chan *vibekit.Batch, out chan<- commitResult, stopping <-chan struct{}) {
 	for b := range in {
 		var (
 			took    time.Duration
@@ -504,12 +506,10 @@ func (p *pipe) writer(in <-chan *vibekit.Batch, out chan<- commitResult, stoppin
 			if p.o.commitFailed != nil {
 				p.o.commitFailed(err)
 			}
-			select {
-			case <-stopping:
-				if giveUp.IsZero() {
-					giveUp = time.Now().Add(stopRetry)
-				}
-			default:
+			// Once stopping (the input ended, or a signal came: the reader
+			// may be waiting for this very commit), retries are bounded.
+			if giveUp.IsZero() && (isClosed(stopping) || ctx.Err() != nil) {
+				giveUp = time.Now().Add(p.stopRetry())
 			}
 			if !giveUp.IsZero() && time.Now().After(giveUp) {
 				break
@@ -524,6 +524,23 @@ func (p *pipe) writer(in <-chan *vibekit.Batch, out chan<- commitResult, stoppin
 		}
 		out <- commitResult{b: b, took: took, err: err}
 	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// stopRetry is how long a failing commit is retried once stopping.
+func (p *pipe) stopRetry() time.Duration {
+	if p.o.stopRetry > 0 {
+		return p.o.stopRetry
+	}
+	return stopRetry
 }
 
 // printStats prints the guide's performance metrics to stderr.

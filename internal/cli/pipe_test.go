@@ -67,3 +67,56 @@ func TestPipe_RetriesWhileLocked(t *testing.T) {
 		t.Fatalf("metrics say %d rows written, want 302 (with start and end)", p.m.written)
 	}
 }
+
+// TestPipe_GivesUpAfterSignal stops a pipe whose commits keep failing while
+// its reader waits for them (more input than the byte budget): the stop
+// bounds the retries, and the pipe returns an error naming what was lost
+// instead of hanging.
+func TestPipe_GivesUpAfterSignal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	db, err := sqlite.Open(path, sqlite.Options{EnableIndexes: true, BusyTimeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	other, err := sql.Open("sqlite3", "file:"+path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	go func() {
+		line := strings.Repeat("x", 1000) + "\n"
+		for range 20000 { // 20 MB: past the 8 MiB budget; the write end stays open
+			if _, err := w.WriteString(line); err != nil {
+				return
+			}
+		}
+	}()
+	var stderr bytes.Buffer
+	o := &pipeOptions{session: "s", agent: "a", maxLine: reader.DefaultMaxLine, stopRetry: 100 * time.Millisecond}
+	p := &pipe{o: o, db: db, b: batch.New(50, 10*time.Millisecond), stderr: &stderr, now: time.Now}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.run(ctx, &reader.Stream{File: r, Name: "stdin"}) }()
+	waitFor(t, "commits refused by the lock", func() bool { return p.retries.Load() >= 3 })
+	cancel() // the signal
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "rows not stored") {
+			t.Fatalf("run = %v, want an error naming the rows not stored", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pipe did not stop after the signal while its commits failed")
+	}
+}
