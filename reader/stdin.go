@@ -70,11 +70,13 @@ func (s *Stream) Run(ctx context.Context, emit func(Line) error) error {
 }
 
 // pollable returns a duplicate of f in non-blocking mode, which Go's poller
-// serves, if f is a pipe or FIFO. restore switches it back,
-// as the mode belongs to the open file that other processes share.
+// serves, if f is a pipe, FIFO or socket. restore switches it back, as the
+// mode belongs to the open file that other processes share. A terminal is
+// left as it is, since its mode is the shell's too: a stop while a read of
+// one blocks waits for the next line (or a second Ctrl-C).
 func pollable(f *os.File) (*os.File, func(), bool) {
 	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+	if err != nil || fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) == 0 {
 		return nil, nil, false
 	}
 	rc, err := f.SyscallConn()

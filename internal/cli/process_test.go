@@ -284,3 +284,40 @@ func TestPipe_CommitsOnTime(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPipe_StopSignalSocketStdin is the stop of TestPipe_StopSignals with
+// stdin a socket (as a supervisor may give): the blocked read is
+// interrupted, what was read is stored, and the exit is clean.
+func TestPipe_StopSignalSocketStdin(t *testing.T) {
+	pipeBin, _ := programs(t)
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "ours"), os.NewFile(uintptr(fds[1]), "theirs")
+	defer ours.Close()
+	db := filepath.Join(t.TempDir(), "t.db")
+	cmd := exec.Command(pipeBin, "--db", db, "--quiet", "--session", "s")
+	cmd.Stdin = theirs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	theirs.Close()
+	fmt.Fprintln(ours, "hello")
+	waitFor(t, "the line to be stored", func() bool { return countRows(t, db, `WHERE eventType = 'stream'`) == 1 })
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("still running 20 s after SIGTERM, blocked reading the socket")
+	}
+	if got := countRows(t, db, `WHERE eventType = 'end' AND json_extract(metadata, '$.status') = 'interrupted'`); got != 1 {
+		t.Fatalf("%d end rows with status interrupted, want 1", got)
+	}
+}
