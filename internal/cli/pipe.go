@@ -368,7 +368,8 @@ func (p *pipe) run(ctx context.Context, src source) error {
 			budget.release(inflight)
 			if r.err != nil {
 				// The writer gave up: report what was not kept.
-				return errors.Join(failure, fmt.Errorf("%d rows not stored: %w", r.b.Len(), r.err))
+				// The batch being filled is not stored either.
+				return errors.Join(failure, fmt.Errorf("%d rows not stored: %w", r.b.Len()+p.b.Rows(), r.err))
 			}
 			p.m.written += int64(len(r.b.Records))
 			p.m.flushes++
