@@ -16,26 +16,33 @@ import (
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
-// TestPipe_RetriesWhileLocked holds the database's write lock in another
-// connection for longer than the busy timeout: the pipe keeps its batches,
-// retries, and stores every line once the lock is gone.
-func TestPipe_RetriesWhileLocked(t *testing.T) {
+// lockedStore opens a store whose commits give up on a lock after 20 ms, and
+// takes its write lock in another connection, which it also returns.
+func lockedStore(t *testing.T) (*sqlite.DB, *sql.DB, *sql.Tx) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "t.db")
 	db, err := sqlite.Open(path, sqlite.Options{EnableIndexes: true, BusyTimeout: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-
+	t.Cleanup(func() { db.Close() })
 	other, err := sql.Open("sqlite3", "file:"+path+"?_txlock=immediate")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.Close()
+	t.Cleanup(func() { other.Close() })
 	lock, err := other.Begin()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db, other, lock
+}
+
+// TestPipe_RetriesWhileLocked holds the database's write lock in another
+// connection for longer than the busy timeout: the pipe keeps its batches,
+// retries, and stores every line once the lock is gone.
+func TestPipe_RetriesWhileLocked(t *testing.T) {
+	db, other, lock := lockedStore(t)
 
 	var input strings.Builder
 	for i := range 300 {
@@ -73,21 +80,7 @@ func TestPipe_RetriesWhileLocked(t *testing.T) {
 // bounds the retries, and the pipe returns an error naming what was lost
 // instead of hanging.
 func TestPipe_GivesUpAfterSignal(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "t.db")
-	db, err := sqlite.Open(path, sqlite.Options{EnableIndexes: true, BusyTimeout: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	other, err := sql.Open("sqlite3", "file:"+path+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	lock, err := other.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, _, lock := lockedStore(t)
 	defer lock.Rollback()
 
 	r, w, err := os.Pipe()
