@@ -89,7 +89,7 @@ func TestSeal_KilledAtEachStep(t *testing.T) {
 			checkExactly(t, archived, live, 300)
 			// Before the archive has its name the seal rolls back; after,
 			// it is finished.
-			finished := step == StepRenamed || step == StepVerified || step == StepSwitched
+			finished := step == StepRenamed || step == StepVerified || step == StepFinished
 			if got, want := len(archived), map[bool]int{true: 300, false: 0}[finished]; got != want {
 				t.Errorf("%d rows archived after a kill at %s, want %d", got, step, want)
 			}
@@ -184,7 +184,7 @@ func TestSeal_TwoSealers(t *testing.T) {
 	sa, sb := &Sealer{DB: a}, &Sealer{DB: b}
 	var inner error
 	sa.Hook = func(st Step) {
-		if st == StepSnapshot {
+		if st == StepSwitched {
 			_, inner = sb.Seal(context.Background(), 0)
 		}
 	}

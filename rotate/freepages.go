@@ -6,96 +6,109 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 )
 
-// zeroFreePages overwrites the free-list leaf pages of the database file at
-// path with zeros. After a seal the live database keeps the pages of the
-// rows it deleted, and new rows fill only some of them before the next
-// seal; SQLite never reads a free leaf page, so zeroing them in the
-// snapshot changes nothing for SQLite but spares the archive the stale
-// bytes: it compresses faster and smaller. The file must not be open in
-// SQLite meanwhile. It returns the number of pages zeroed.
-func zeroFreePages(path string) (int64, error) { return clearFreePages(path, punchHole) }
+// imageReader reads the first pages of a database file as the archive
+// stores them. The file is a live database pinned by a read transaction
+// (sqlite.Pin): its pages do not change while they are read. Two things
+// differ from the bytes on disk:
+//
+//   - The header says rollback journal (file format versions 1, not WAL's
+//     2), so the archive opens read-only with no -wal or -shm beside it;
+//     and it states the page count, valid, as the file is exactly that long.
+//   - Free pages read as zeros. A live database keeps the pages of the rows
+//     it deleted (a dropped sealing table, pruned rows), and new rows fill
+//     only some of them before the next seal; SQLite never reads a free
+//     leaf page, nor the unused tail of a free-list trunk page, so clearing
+//     them changes nothing for SQLite but spares the archive the stale
+//     bytes: it compresses faster and smaller, and keeps no deleted row.
+type imageReader struct {
+	f        *os.File
+	pageSize int64
+	size     int64 // pages * pageSize
+	off      int64
+	hdr      [100]byte // the header as the archive has it
+	free     []bool    // by page number: a free-list leaf
+	tails    []int64   // by page number: where a trunk's unused tail starts, 0 if not a trunk
+}
 
-// clearFreePages is zeroFreePages with the hole puncher to try.
-func clearFreePages(path string, punchHole func(*os.File, int64, int64) error) (int64, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
+// newImageReader reads the free list of the pinned file f of pages pages.
+func newImageReader(f *os.File, pages, pageSize int64) (*imageReader, error) {
 	var hdr [100]byte
 	if _, err := f.ReadAt(hdr[:], 0); err != nil {
-		return 0, fmt.Errorf("read header: %w", err)
+		return nil, fmt.Errorf("read header: %w", err)
 	}
-	pageSize := int64(binary.BigEndian.Uint16(hdr[16:18]))
-	if pageSize == 1 {
-		pageSize = 65536
+	if ps := int64(binary.BigEndian.Uint16(hdr[16:18])); ps != pageSize && !(ps == 1 && pageSize == 65536) {
+		return nil, fmt.Errorf("the file's page size %d is not the database's %d", ps, pageSize)
 	}
-	if pageSize < 512 || pageSize&(pageSize-1) != 0 {
-		return 0, fmt.Errorf("page size %d", pageSize)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	pages := fi.Size() / pageSize
+	r := &imageReader{f: f, pageSize: pageSize, size: pages * pageSize, hdr: hdr,
+		free: make([]bool, pages+1), tails: make([]int64, pages+1)}
+	r.hdr[18], r.hdr[19] = 1, 1                             // rollback journal
+	binary.BigEndian.PutUint32(r.hdr[28:32], uint32(pages)) // the page count,
+	copy(r.hdr[92:96], r.hdr[24:28])                        // valid for this change counter
 	trunk := int64(binary.BigEndian.Uint32(hdr[32:36]))
-	free := int64(binary.BigEndian.Uint32(hdr[36:40]))
+	count := int64(binary.BigEndian.Uint32(hdr[36:40]))
 	page := make([]byte, pageSize)
-	zeros := make([]byte, max(pageSize, 1<<20))
-	var leaves []int64
 	var seen int64
 	for trunk != 0 {
-		if trunk > pages || seen > free {
-			return 0, errors.New("free list out of bounds") // leave it all
+		if trunk < 2 || trunk > pages || seen > count || r.tails[trunk] != 0 {
+			return nil, errors.New("free list out of bounds")
 		}
-		if _, err := f.ReadAt(page, (trunk-1)*pageSize); err != nil && err != io.EOF {
-			return 0, err
+		if _, err := f.ReadAt(page, (trunk-1)*pageSize); err != nil {
+			return nil, err
 		}
-		next := int64(binary.BigEndian.Uint32(page[0:4]))
 		n := int64(binary.BigEndian.Uint32(page[4:8]))
 		if 8+4*n > pageSize {
-			return 0, errors.New("free-list trunk page out of bounds")
+			return nil, errors.New("free-list trunk page out of bounds")
 		}
+		r.tails[trunk] = 8 + 4*n
 		seen += 1 + n
 		for i := range n {
 			leaf := int64(binary.BigEndian.Uint32(page[8+4*i:]))
 			if leaf < 2 || leaf > pages {
-				return 0, errors.New("free-list leaf out of bounds")
+				return nil, errors.New("free-list leaf out of bounds")
 			}
-			leaves = append(leaves, leaf)
+			r.free[leaf] = true
 		}
-		// The trunk's unused tail is stale too.
-		if _, err := f.WriteAt(zeros[:pageSize-8-4*n], (trunk-1)*pageSize+8+4*n); err != nil {
-			return 0, err
-		}
-		trunk = next
+		trunk = int64(binary.BigEndian.Uint32(page[0:4]))
 	}
-	// The pages a seal's switch freed are mostly consecutive: clear runs of
-	// them at once, by punching a hole where the file system can (no zeros
-	// to copy, and the pages leave the page cache), else by writing zeros.
-	slices.Sort(leaves)
-	var zeroed int64
-	punch := true
-	for i := 0; i < len(leaves); {
-		j := i + 1
-		for j < len(leaves) && leaves[j] == leaves[j-1]+1 && (!punch || (j-i+1)*int(pageSize) <= len(zeros)) {
-			j++
+	return r, nil
+}
+
+func (r *imageReader) Read(p []byte) (int, error) {
+	if r.off >= r.size {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), r.size-r.off)]
+	n, err := r.f.ReadAt(p, r.off)
+	if n < len(p) {
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("the database file ends before its %d pages", r.size/r.pageSize)
 		}
-		off, n := (leaves[i]-1)*pageSize, int64(j-i)*pageSize
-		if punch && punchHole(f, off, n) != nil {
-			punch = false
-			continue // this run again, with zeros
-		}
-		for k := int64(0); !punch && k < n; k += int64(len(zeros)) {
-			if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), n-k)], off+k); err != nil {
-				return zeroed, err
+		return n, err
+	}
+	r.clear(p, r.off)
+	r.off += int64(n)
+	return n, nil
+}
+
+// clear rewrites p, the bytes of the file at off, as the archive has them.
+func (r *imageReader) clear(p []byte, off int64) {
+	if off < int64(len(r.hdr)) {
+		copy(p, r.hdr[off:])
+	}
+	first := off / r.pageSize
+	for i := first; i*r.pageSize < off+int64(len(p)); i++ {
+		pg := i + 1
+		lo := max(i*r.pageSize, off) - off
+		hi := min((i+1)*r.pageSize, off+int64(len(p))) - off
+		switch {
+		case r.free[pg]:
+			clear(p[lo:hi])
+		case r.tails[pg] > 0:
+			if t := i*r.pageSize + r.tails[pg] - off; t < hi {
+				clear(p[max(t, lo):hi])
 			}
 		}
-		zeroed += int64(j - i)
-		i = j
 	}
-	return zeroed, nil
 }

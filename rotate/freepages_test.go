@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,63 +12,74 @@ import (
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
-// TestZeroFreePages: after a seal's switch frees pages, clearing them in a
-// copy leaves every free page zero (holes or written zeros), and the copy
-// a sound database with the same rows.
-func TestZeroFreePages(t *testing.T) {
+// TestImage: the image of a pinned database that a seal compresses is the
+// database as the pin saw it, whatever writers and checkpoints do after the
+// switch: a sound database with the sealed rows, in rollback-journal mode,
+// its page count stated, and every free page (left by deleted rows) zero.
+func TestImage(t *testing.T) {
+	ctx := context.Background()
 	db := MustOpen(t)
 	commitRows(t, db, 0, 2000)
 	if _, err := db.SQL().Exec(`DELETE FROM telemetry WHERE id <= 1500`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.SQL().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	commitRows(t, db, 2000, 2100) // in the WAL at the switch
+	_, pin, err := db.Switch(ctx, func(int64, sqlite.Contents) string { return "a" })
+	if err != nil {
 		t.Fatal(err)
 	}
-	var free int64
-	db.SQL().QueryRow(`PRAGMA freelist_count`).Scan(&free)
-	if free < 100 {
-		t.Fatalf("%d free pages: the fixture frees too few", free)
+	defer pin.Close()
+	// Writers and checkpoints go on while the pin holds.
+	for i := 2100; i < 4000; i += 100 {
+		commitRows(t, db, i, i+100)
+		if _, err := db.SQL().Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, c := range []struct {
-		name  string
-		punch func(*os.File, int64, int64) error
-	}{
-		{"holes", punchHole},
-		{"zeros", func(*os.File, int64, int64) error { return errors.ErrUnsupported }},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			snap := filepath.Join(t.TempDir(), "snap.db")
-			if err := sqlite.Snapshot(context.Background(), db.Path, snap); err != nil {
-				t.Fatal(err)
-			}
-			n, err := clearFreePages(snap, c.punch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := os.ReadFile(snap)
-			pageSize := int64(binary.BigEndian.Uint16(b[16:18]))
-			trunks, leaves := freeList(t, b, pageSize)
-			if n != int64(len(leaves)) || int64(len(leaves)+len(trunks)) != free {
-				t.Errorf("cleared %d pages; the free list has %d leaves and %d trunks, freelist_count %d", n, len(leaves), len(trunks), free)
-			}
-			zero := make([]byte, pageSize)
-			for _, p := range leaves {
-				if !bytes.Equal(b[(p-1)*pageSize:p*pageSize], zero) {
-					t.Fatalf("free page %d is not zero", p)
-				}
-			}
-			ro, err := sqlite.OpenPrivate(snap)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ro.Close()
-			if p, err := ro.IntegrityCheck(context.Background()); err != nil || len(p) > 0 {
-				t.Errorf("integrity_check: %v %v", p, err)
-			}
-			if rows, _ := rowsOf(t, snap); len(rows) != 500 || rows[0] != 1500 {
-				t.Errorf("rows after clearing: %d from %v", len(rows), rows[:min(1, len(rows))])
-			}
-		})
+	f, err := os.Open(db.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := newImageReader(f, pin.Pages, pin.PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(b)) != pin.Pages*pin.PageSize {
+		t.Fatalf("image of %d bytes, want %d pages of %d", len(b), pin.Pages, pin.PageSize)
+	}
+	if b[18] != 1 || b[19] != 1 || sqliteSize(b[:100]) != int64(len(b)) {
+		t.Errorf("header: versions %d/%d, states %d bytes; want 1/1 and %d", b[18], b[19], sqliteSize(b[:100]), len(b))
+	}
+	trunks, leaves := freeList(t, b, pin.PageSize)
+	if free := int64(binary.BigEndian.Uint32(b[36:40])); len(leaves) < 100 || int64(len(leaves)+len(trunks)) != free {
+		t.Errorf("the free list has %d leaves and %d trunks, the header says %d free pages (want 100 or more)", len(leaves), len(trunks), free)
+	}
+	zero := make([]byte, pin.PageSize)
+	for _, p := range leaves {
+		if !bytes.Equal(b[(p-1)*pin.PageSize:p*pin.PageSize], zero) {
+			t.Fatalf("free page %d is not zero", p)
+		}
+	}
+	img := filepath.Join(t.TempDir(), "image.db")
+	if err := os.WriteFile(img, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := sqlite.OpenPrivate(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if p, err := ro.IntegrityCheck(ctx); err != nil || len(p) > 0 {
+		t.Errorf("integrity_check: %v %v", p, err)
+	}
+	rows, _ := rowsOf(t, img)
+	if len(rows) != 600 || rows[0] != 1500 || rows[599] != 2099 {
+		t.Errorf("the image holds %d rows, want rows 1500..2099", len(rows))
 	}
 }
 

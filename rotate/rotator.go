@@ -49,10 +49,10 @@ type Rotator struct {
 
 // Stats is what a Rotator did.
 type Stats struct {
-	Seals     int
-	Last      Result        // the last seal
-	MaxSwitch time.Duration // the longest switch: the longest stall of the writer
-	Pruned    sqlite.PruneResult
+	Seals    int
+	Last     Result        // the last seal
+	MaxStall time.Duration // the longest switch or finish: the longest wait of the writer
+	Pruned   sqlite.PruneResult
 }
 
 // New returns a Rotator of db, which must be open for writing.
@@ -165,9 +165,10 @@ func (r *Rotator) seal() {
 	case err == nil:
 		r.stats.Seals++
 		r.stats.Last = res
-		r.stats.MaxSwitch = max(r.stats.MaxSwitch, res.Switch)
-	case errors.Is(err, ErrLocked), errors.Is(err, ErrNothingToSeal):
-		// Another process is sealing, or has: look again in a moment.
+		r.stats.MaxStall = max(r.stats.MaxStall, res.Switch, res.Finish)
+	case errors.Is(err, ErrLocked), errors.Is(err, ErrNothingToSeal), errors.Is(err, sqlite.ErrWALBusy):
+		// Another process is sealing, or has, or a reader holds the WAL:
+		// look again in a moment.
 		r.retryAt = r.o.Now().Add(100 * time.Millisecond)
 	default:
 		r.retryAt = r.o.Now().Add(10 * time.Second)

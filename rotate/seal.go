@@ -26,19 +26,19 @@ type Step string
 
 // The steps of a seal, in order. A crash after any of them leaves either the
 // old state (every row live) or the new one (the rows in a verified archive,
-// the seal recorded done), or a pending seal that Recover completes.
+// the seal recorded done), or a pending seal that Recover completes or
+// rolls back.
 const (
 	StepLocked     Step = "locked"     // the seal lock is held
-	StepSnapshot   Step = "snapshot"   // a consistent copy is in a temp file, checked
-	StepPending    Step = "pending"    // the seal is recorded pending in the live database
+	StepSwitched   Step = "switched"   // the rows are in the sealing table, the seal pending, the file pinned
 	StepCompressed Step = "compressed" // the archive is in a temp file, fsynced
 	StepRenamed    Step = "renamed"    // the archive has its name, the directory fsynced
-	StepVerified   Step = "verified"   // the archive unpacks to the snapshot
-	StepSwitched   Step = "switched"   // the sealed rows are deleted, the seal done
+	StepVerified   Step = "verified"   // the archive unpacks to the pinned database
+	StepFinished   Step = "finished"   // the sealing table is dropped, the seal done
 )
 
 // Steps lists the steps in order.
-var Steps = []Step{StepLocked, StepSnapshot, StepPending, StepCompressed, StepRenamed, StepVerified, StepSwitched}
+var Steps = []Step{StepLocked, StepSwitched, StepCompressed, StepRenamed, StepVerified, StepFinished}
 
 // ErrLocked means another process (or sealer) holds the seal lock of the
 // database: it is sealing, so this one does not.
@@ -74,10 +74,10 @@ type Result struct {
 	Seal     sqlite.Seal
 	Path     string        // the archive
 	Size     int64         // its bytes on disk
-	Snapshot time.Duration // copying the database
+	Switch   time.Duration // the transaction that moves the rows aside: writers wait for it
 	Compress time.Duration
 	Verify   time.Duration
-	Switch   time.Duration // the transaction that deletes the sealed rows: the only stall of writers
+	Finish   time.Duration // the transaction that drops the sealed rows: writers wait for it
 }
 
 // lock takes the seal lock, an flock on archives/.lock: the kernel drops it
@@ -101,13 +101,15 @@ func (s *Sealer) lock() (func(), error) {
 }
 
 // Seal seals the database if its data is at least minBytes (0: whatever its
-// size): it copies a consistent snapshot, compresses it into archives/,
-// verifies the archive, and then deletes the rows the archive holds, in one
-// transaction. Rows committed meanwhile stay live. Writers wait only for
-// that last transaction. It returns ErrLocked if another process is
-// sealing, and ErrNothingToSeal if there is nothing to do. If ctx ends
-// before the archive is verified, the seal is rolled back (every row stays
-// live); after, it is finished.
+// size). The switch, one short write transaction, moves the telemetry rows
+// aside into the sealing table and pins the database file as it was; the
+// pinned file is compressed into archives/ while writers go on into a
+// fresh telemetry table; the archive is verified; and a last short
+// transaction drops the sealed rows. Writers wait only for the two
+// transactions, which touch no row. It returns ErrLocked if another process
+// is sealing, and ErrNothingToSeal if there is nothing to do. If ctx ends
+// before the archive is verified, the seal is rolled back (the rows go back
+// to the telemetry table); after, it is finished.
 func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	var res Result
 	unlock, err := s.lock()
@@ -131,43 +133,29 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	}
 
 	began := time.Now()
-	snap := filepath.Join(s.dir(), ".snapshot-"+randomHex()+".db.tmp")
-	defer os.Remove(snap)
-	c, size, err := snapshot(ctx, s.DB.Path, snap)
-	if err != nil {
-		return res, err
-	}
-	res.Snapshot = time.Since(began)
-	s.hook(StepSnapshot)
-	if c.Rows == 0 && c.Rejects == 0 {
-		return res, ErrNothingToSeal
-	}
-
-	minTs, maxTs := c.MinTs, c.MaxTs
-	if c.Rows == 0 {
-		minTs = time.Now().UnixMilli()
-		maxTs = minTs
-	}
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	seal, err := s.DB.BeginSeal(ctx, c, size, func(id int64) string { return Name(s.DB.Path, minTs, maxTs, id) })
-	if err != nil {
-		if errors.Is(err, sqlite.ErrNothingToSeal) {
-			return res, ErrNothingToSeal
+	seal, pin, err := s.DB.Switch(ctx, func(id int64, c sqlite.Contents) string {
+		minTs, maxTs := c.MinTs, c.MaxTs
+		if c.Rows == 0 { // only rejects
+			minTs = time.Now().UnixMilli()
+			maxTs = minTs
 		}
+		return Name(s.DB.Path, minTs, maxTs, id)
+	})
+	if err != nil {
 		return res, err
 	}
-	res.Seal = seal
-	s.hook(StepPending)
+	defer pin.Close()
+	res.Seal, res.Switch = seal, time.Since(began)
+	s.hook(StepSwitched)
 
-	// From here until the switch, a failure rolls back: no archive, the
-	// seal forgotten, every row still live.
+	// From here until the archive is verified, a failure rolls back: no
+	// archive, the seal forgotten, the rows back in the telemetry table.
 	final := filepath.Join(s.dir(), seal.Archive)
 	rollback := func(err error) (Result, error) {
+		pin.Close()
 		os.Remove(final)
 		syncDir(s.dir())
-		if aerr := s.DB.AbortSeal(context.Background(), seal.ID); aerr != nil {
+		if aerr := s.DB.AbortSeal(context.WithoutCancel(ctx), seal.ID); aerr != nil {
 			// Left pending: the next seal or start rolls it back.
 			err = errors.Join(err, aerr)
 		}
@@ -176,16 +164,18 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	began = time.Now()
 	tmp := filepath.Join(s.dir(), "."+seal.Archive+".tmp")
 	defer os.Remove(tmp)
+	c := seal.Contents
 	meta := Meta{DB: filepath.Base(s.DB.Path), Seal: seal.ID, Rows: c.Rows, MaxID: c.MaxID, Rejects: c.Rejects,
-		MaxRejectID: c.MaxRejectID, MinTs: c.MinTs, MaxTs: c.MaxTs, Sealed: seal.Started.UnixMilli()}
+		MaxRejectID: c.MaxRejectID, MinTs: c.MinTs, MaxTs: c.MaxTs, Sealed: seal.Started.UnixMilli(), Bytes: seal.Bytes}
 	level := s.Level
 	if level == 0 {
 		level = zstd.SpeedDefault
 	}
-	size, want, err := pack(ctx, snap, tmp, meta, level, s.Concurrency)
+	size, want, err := s.packPinned(ctx, pin, tmp, meta, level)
 	if err != nil {
 		return rollback(err)
 	}
+	pin.Close() // checkpoints go on
 	res.Compress = time.Since(began)
 	s.hook(StepCompressed)
 	if err := os.Rename(tmp, final); err != nil {
@@ -204,41 +194,34 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	res.Verify = time.Since(began)
 	s.hook(StepVerified)
 
-	// Verified: the switch goes through even if ctx ends now.
+	// Verified: the seal is finished even if ctx ends now.
 	began = time.Now()
-	if err := s.switchTo(context.WithoutCancel(ctx), seal.ID); err != nil {
+	if err := s.finish(context.WithoutCancel(ctx), seal.ID); err != nil {
 		// The archive is complete and verified: the next start finishes it.
 		return res, err
 	}
-	res.Switch = time.Since(began)
+	res.Finish = time.Since(began)
 	res.Seal.State = sqlite.SealDone
-	s.hook(StepSwitched)
+	s.hook(StepFinished)
 	return res, nil
 }
 
-// snapshot copies the database at src to snap, clears its free pages and
-// checks it; it returns what it holds and its size.
-func snapshot(ctx context.Context, src, snap string) (sqlite.Contents, int64, error) {
-	if err := sqlite.Snapshot(ctx, src, snap); err != nil {
-		return sqlite.Contents{}, 0, err
-	}
-	if _, err := zeroFreePages(snap); err != nil {
-		return sqlite.Contents{}, 0, fmt.Errorf("snapshot: clear free pages: %w", err)
-	}
-	// Checked after the free pages are cleared: the archive is this file.
-	c, err := checkSnapshot(ctx, snap)
+// packPinned compresses the pinned database file into dst.
+func (s *Sealer) packPinned(ctx context.Context, pin *sqlite.Pin, dst string, m Meta, level zstd.EncoderLevel) (int64, framing, error) {
+	f, err := os.Open(s.DB.Path)
 	if err != nil {
-		return c, 0, err
+		return 0, framing{}, fmt.Errorf("compress: %w", err)
 	}
-	fi, err := os.Stat(snap)
+	defer f.Close()
+	r, err := newImageReader(f, pin.Pages, pin.PageSize)
 	if err != nil {
-		return c, 0, fmt.Errorf("snapshot: %w", err)
+		return 0, framing{}, fmt.Errorf("compress %s: %w", s.DB.Path, err)
 	}
-	return c, fi.Size(), nil
+	return packFrom(ctx, r, dst, m, level, s.Concurrency)
 }
 
-// switchTo runs the switch, trying again while another writer holds the lock.
-func (s *Sealer) switchTo(ctx context.Context, id int64) error {
+// finish ends the seal, trying again while another writer holds the lock.
+func (s *Sealer) finish(ctx context.Context, id int64) error {
 	backoff := 10 * time.Millisecond
 	for {
 		err := s.DB.FinishSeal(ctx, id)
@@ -252,23 +235,6 @@ func (s *Sealer) switchTo(ctx context.Context, id int64) error {
 		}
 		backoff = min(2*backoff, time.Second)
 	}
-}
-
-// checkSnapshot runs integrity_check on the snapshot and reads what it holds.
-func checkSnapshot(ctx context.Context, path string) (sqlite.Contents, error) {
-	db, err := sqlite.OpenPrivate(path)
-	if err != nil {
-		return sqlite.Contents{}, fmt.Errorf("snapshot: %w", err)
-	}
-	defer db.Close()
-	problems, err := db.IntegrityCheck(ctx)
-	if err != nil {
-		return sqlite.Contents{}, fmt.Errorf("snapshot: %w", err)
-	}
-	if len(problems) > 0 {
-		return sqlite.Contents{}, fmt.Errorf("the database fails integrity_check, so it is not sealed (run vibekit telemetry check): %s", strings.Join(problems, "; "))
-	}
-	return db.Contents(ctx)
 }
 
 // verifyAgainst reads the archive back from disk and checks that it holds
@@ -415,7 +381,7 @@ func (s *Sealer) recoverSeal(ctx context.Context, seal sqlite.Seal) error {
 		lim.MaxBytes = seal.Bytes
 		c, err := Verify(ctx, path, tmp, lim)
 		if err == nil && c == seal.Contents {
-			return s.switchTo(ctx, seal.ID)
+			return s.finish(ctx, seal.ID)
 		}
 		var bad *BadArchiveError
 		if err != nil && !errors.As(err, &bad) {

@@ -106,13 +106,37 @@ func (m *Merged) Copy(ctx context.Context, src string, f vibekit.Filter, o CopyO
 	if o.NoText {
 		cols = strings.NewReplacer("prompt,", "NULL,", "streamData,", "NULL,").Replace(cols)
 	}
-	res, err := m.conn.ExecContext(ctx, `INSERT OR IGNORE INTO main.telemetry (`+recordColumns+`)
-		SELECT `+cols+` FROM src.telemetry AS telemetry`+w, args...)
+	copyFrom := func(table string) (int64, error) {
+		res, err := m.conn.ExecContext(ctx, `INSERT OR IGNORE INTO main.telemetry (`+recordColumns+`)
+			SELECT `+cols+` FROM src.`+table+` AS telemetry`+w, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}
+	added, err := copyFrom("telemetry")
 	if err != nil {
 		return 0, fmt.Errorf("merge %s: %w", src, err)
 	}
-	n, _ := res.RowsAffected()
-	return n, nil
+	if o.Immutable {
+		return added, nil
+	}
+	// A live database in the middle of a seal: the rows its switch moved
+	// aside are in no archive yet. They are read after the telemetry table,
+	// so that a switch in between shows rows twice (kept once), not never;
+	// and a seal that finishes in between has put its archive in place.
+	var n int
+	if err := m.conn.QueryRowContext(ctx, `SELECT count(*) FROM src.sqlite_master WHERE type = 'table' AND name = '`+SealingTable+`'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("merge %s: %w", src, err)
+	}
+	if n > 0 {
+		more, err := copyFrom(SealingTable)
+		if err != nil && !strings.Contains(err.Error(), "no such table") {
+			return 0, fmt.Errorf("merge %s: %w", src, err)
+		}
+		added += more
+	}
+	return added, nil
 }
 
 // Want marks the sessions that have a row from from to to (inclusive) in the

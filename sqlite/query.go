@@ -86,13 +86,21 @@ func jsonPath(key string) string {
 }
 
 // selectRecords renders the query for f.
-func selectRecords(f *vibekit.Filter) (string, []any) {
+func selectRecords(f *vibekit.Filter) (string, []any) { return selectRecordsFrom("telemetry", f) }
+
+// selectRecordsFrom is selectRecords on another table of the same columns;
+// the alias keeps the filter's "telemetry.id".
+func selectRecordsFrom(table string, f *vibekit.Filter) (string, []any) {
 	w, args := where(f)
 	order := ` ORDER BY timestamp, id`
 	if f.Order == vibekit.OrderDesc {
 		order = ` ORDER BY timestamp DESC, id DESC`
 	}
-	q := `SELECT ` + recordColumns + ` FROM telemetry` + w + order
+	from := ` FROM telemetry`
+	if table != "telemetry" {
+		from = ` FROM ` + table + ` AS telemetry`
+	}
+	q := `SELECT ` + recordColumns + from + w + order
 	if f.Limit > 0 || f.Offset > 0 {
 		limit := int64(f.Limit)
 		if limit <= 0 {
@@ -118,12 +126,12 @@ func (db *DB) Scan(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Recor
 		return fmt.Errorf("query records: %w", err)
 	}
 	defer conn.Close()
-	return scanOn(ctx, conn, f, fn)
+	return scanOn(ctx, conn, "telemetry", f, fn)
 }
 
 // scanOn is Scan on one connection (in its transaction, if one is open).
-func scanOn(ctx context.Context, conn *sql.Conn, f vibekit.Filter, fn func(*vibekit.Record) error) error {
-	q, args := selectRecords(&f)
+func scanOn(ctx context.Context, conn *sql.Conn, table string, f vibekit.Filter, fn func(*vibekit.Record) error) error {
+	q, args := selectRecordsFrom(table, &f)
 	return conn.Raw(func(dc any) error {
 		named := make([]driver.NamedValue, len(args))
 		for i, a := range args {

@@ -8,70 +8,25 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
-// Errors of BeginSeal that callers tell apart.
+// Errors of Switch that callers tell apart.
 var (
 	// ErrSealPending means another seal is recorded as under way.
 	ErrSealPending = errors.New("another seal of this database is under way")
-	// ErrNothingToSeal means the snapshot holds no row that is not sealed already.
+	// ErrNothingToSeal means the database holds no row that is not sealed already.
 	ErrNothingToSeal = errors.New("nothing to seal")
+	// ErrWALBusy means a reader kept the WAL from being copied into the
+	// database file, so the file alone is not the database: try again later.
+	ErrWALBusy = errors.New("a reader holds the WAL; the seal waits for it")
 )
 
-// Snapshot copies a consistent image of the database at src into a new file
-// dest (0600), with SQLite's backup API in a single step: that is one read
-// transaction, so writers, in this process or others, go on meanwhile and
-// none of their later commits is in the copy. The copy is left in rollback
-// journal mode, so that it can be opened read-only with no -wal or -shm.
-func Snapshot(ctx context.Context, src, dest string) error {
-	f, err := os.OpenFile(dest, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	f.Close()
-	drv := &sqlite3.SQLiteDriver{}
-	sc, err := drv.Open(dsn(src, BusyTimeout, "mode=ro"))
-	if err != nil {
-		return fmt.Errorf("snapshot: open %s: %w", src, err)
-	}
-	defer sc.Close()
-	// The copy is a temp file that a crash leaves for Recover to remove,
-	// and the archive made from it is fsynced: writing it needs no fsync.
-	dc, err := drv.Open(dsn(dest, BusyTimeout, "_synchronous=OFF"))
-	if err != nil {
-		return fmt.Errorf("snapshot: open %s: %w", dest, err)
-	}
-	defer dc.Close()
-	srcConn, destConn := sc.(*sqlite3.SQLiteConn), dc.(*sqlite3.SQLiteConn)
-	for backoff := time.Millisecond; ; backoff = min(2*backoff, 100*time.Millisecond) {
-		bk, err := destConn.Backup("main", srcConn, "main")
-		if err != nil {
-			return fmt.Errorf("snapshot: %w", err)
-		}
-		done, err := bk.Step(-1)
-		if ferr := bk.Finish(); err == nil && done {
-			err = ferr
-		}
-		if err != nil {
-			return fmt.Errorf("snapshot: %w", err)
-		}
-		if done {
-			break
-		}
-		// The source was locked (SQLITE_BUSY): try again.
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("snapshot: %w", ctx.Err())
-		case <-time.After(backoff):
-		}
-	}
-	if _, err := destConn.Exec(`PRAGMA journal_mode = DELETE`, nil); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	return nil
-}
+// SealingTable holds the rows of a seal under way: the switch renames the
+// telemetry table to it and puts a fresh, empty telemetry table in its
+// place; finishing the seal drops it, and rolling the seal back moves its
+// rows back. Readers of the live database and its archives read it too
+// while it exists, as its rows are in no archive yet.
+const SealingTable = "vk_sealing"
 
 // Contents sums up what a database holds, for sealing and for listing
 // archives.
@@ -81,20 +36,30 @@ type Contents struct {
 	MinTs, MaxTs         int64 // Unix ms of the oldest and newest row; 0 with no rows
 }
 
+// querier is what Contents needs of *sql.DB, *sql.Conn and *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // Contents reads the database's Contents.
 func (db *DB) Contents(ctx context.Context) (Contents, error) {
-	var c Contents
-	var minTs, maxTs sql.NullInt64
-	err := db.db.QueryRowContext(ctx, `SELECT count(*), coalesce(max(id), 0), min(timestamp), max(timestamp) FROM telemetry`).
-		Scan(&c.Rows, &c.MaxID, &minTs, &maxTs)
-	if err == nil {
-		err = db.db.QueryRowContext(ctx, `SELECT count(*), coalesce(max(id), 0) FROM vk_rejects`).Scan(&c.Rejects, &c.MaxRejectID)
-	}
+	c, err := contentsOf(ctx, db.db)
 	if err != nil {
 		return c, fmt.Errorf("read contents of %s: %w", db.Path, err)
 	}
-	c.MinTs, c.MaxTs = minTs.Int64, maxTs.Int64
 	return c, nil
+}
+
+func contentsOf(ctx context.Context, q querier) (Contents, error) {
+	var c Contents
+	var minTs, maxTs sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT count(*), coalesce(max(id), 0), min(timestamp), max(timestamp) FROM telemetry`).
+		Scan(&c.Rows, &c.MaxID, &minTs, &maxTs)
+	if err == nil {
+		err = q.QueryRowContext(ctx, `SELECT count(*), coalesce(max(id), 0) FROM vk_rejects`).Scan(&c.Rejects, &c.MaxRejectID)
+	}
+	c.MinTs, c.MaxTs = minTs.Int64, maxTs.Int64
+	return c, err
 }
 
 // Seal is one rotation of the database into an archive, as vk_seals
@@ -116,120 +81,288 @@ const (
 	SealDone    = "done"
 )
 
-// BeginSeal records a seal of the snapshot c as pending, before its archive
-// is put in place. name gives the archive's file name from the seal's id.
-// It fails with ErrSealPending while another seal is pending, and with
-// ErrNothingToSeal when an earlier seal already holds every row of c.
-func (db *DB) BeginSeal(ctx context.Context, c Contents, bytes int64, name func(id int64) string) (Seal, error) {
-	s := Seal{State: SealPending, Contents: c, Bytes: bytes, Started: db.now(), PID: int64(os.Getpid())}
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		var pending, maxID, maxReject int64
-		if err := tx.QueryRow(`SELECT count(*) FILTER (WHERE state = 'pending'), coalesce(max(max_id), 0), coalesce(max(max_reject_id), 0) FROM vk_seals`).
-			Scan(&pending, &maxID, &maxReject); err != nil {
-			return err
+// Pin is a read transaction, on a connection of its own, begun when the
+// whole WAL was in the database file: until it is closed no checkpoint can
+// write to the file (a checkpoint copies no frame past the oldest reader's
+// snapshot, and this snapshot has none), so the file's first Pages pages
+// are the database as the pin sees it, byte for byte, while writers go on
+// in the WAL.
+type Pin struct {
+	db       *sql.DB
+	conn     *sql.Conn
+	Contents       // what the pinned database holds
+	Pages    int64 // its size in pages
+	PageSize int64
+}
+
+// Close ends the read transaction: checkpoints go on.
+func (p *Pin) Close() error {
+	if p == nil || p.db == nil {
+		return nil
+	}
+	p.conn.ExecContext(context.Background(), `ROLLBACK`)
+	p.conn.Close()
+	err := p.db.Close()
+	p.db = nil
+	return err
+}
+
+// Switch starts a seal. Holding the write lock, so that nothing commits
+// meanwhile, it copies the rest of the WAL into the database file and pins
+// the file (see Pin); then, in the same write transaction, it renames the
+// telemetry table to SealingTable, creates a fresh telemetry table with the
+// same indexes and triggers whose ids go on counting, and records the seal
+// pending, its archive named by name. Writers wait only for this: a few
+// schema statements, whatever the size of the database. The pinned file is
+// what the archive is made of: the caller compresses it and then closes
+// the pin. It fails with ErrSealPending while another seal is pending,
+// ErrNothingToSeal when there is nothing to seal, and ErrWALBusy when a
+// reader keeps the WAL from the file.
+func (db *DB) Switch(ctx context.Context, name func(id int64, c Contents) string) (Seal, *Pin, error) {
+	s := Seal{State: SealPending, Started: db.now(), PID: int64(os.Getpid())}
+	pin, err := db.switchTables(ctx, &s, name)
+	if err != nil {
+		pin.Close()
+		if errors.Is(err, ErrSealPending) || errors.Is(err, ErrNothingToSeal) || errors.Is(err, ErrWALBusy) {
+			return s, nil, err
 		}
-		if pending > 0 {
-			return ErrSealPending
-		}
-		if c.MaxID <= maxID && c.MaxRejectID <= maxReject {
-			return ErrNothingToSeal
-		}
-		err := tx.QueryRow(`INSERT INTO vk_seals (archive, state, max_id, max_reject_id, rows, rejects, min_ts, max_ts, bytes, started, pid)
-			VALUES ('', 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			c.MaxID, c.MaxRejectID, c.Rows, c.Rejects, c.MinTs, c.MaxTs, bytes, s.Started.UnixMilli(), s.PID).Scan(&s.ID)
+		return s, nil, fmt.Errorf("switch to a fresh table: %w", err)
+	}
+	return s, pin, nil
+}
+
+func (db *DB) switchTables(ctx context.Context, s *Seal, name func(int64, Contents) string) (*Pin, error) {
+	pdb := sql.OpenDB(connector(dsn(db.Path, BusyTimeout, ""), ""))
+	pdb.SetMaxOpenConns(2)
+	pin := &Pin{db: pdb}
+	conn, err := pdb.Conn(ctx)
+	if err != nil {
+		return pin, err
+	}
+	pin.conn = conn
+	ckpt, err := pdb.Conn(ctx)
+	if err != nil {
+		return pin, err
+	}
+	defer ckpt.Close()
+	// Most of the WAL is copied into the file before writers are held.
+	ckpt.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+
+	tx, err := db.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: writers wait from here
+	if err != nil {
+		return pin, err
+	}
+	defer tx.Rollback()
+	var pending, maxID, maxReject int64
+	if err := tx.QueryRow(`SELECT count(*) FILTER (WHERE state = 'pending'), coalesce(max(max_id), 0), coalesce(max(max_reject_id), 0) FROM vk_seals`).
+		Scan(&pending, &maxID, &maxReject); err != nil {
+		return pin, err
+	}
+	if pending > 0 {
+		return pin, ErrSealPending
+	}
+	// The first read of the pin fixes its snapshot: the state this
+	// transaction starts from. The pin is taken before the rest of the WAL
+	// is copied, so that its snapshot ends in the WAL: a checkpoint then
+	// stops at it and returns at once, rather than trying, after every
+	// commit until the pin is closed, to copy frames it may not.
+	if _, err := conn.ExecContext(ctx, `BEGIN DEFERRED`); err != nil {
+		return pin, err
+	}
+	c, err := contentsOf(ctx, conn)
+	if err != nil {
+		return pin, err
+	}
+	pin.Contents = c
+	if err := backfillAll(ctx, ckpt); err != nil {
+		return pin, err
+	}
+	if err := conn.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pin.Pages); err != nil {
+		return pin, err
+	}
+	if err := conn.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pin.PageSize); err != nil {
+		return pin, err
+	}
+	s.Contents, s.Bytes = c, pin.Pages*pin.PageSize
+
+	if (c.Rows == 0 && c.Rejects == 0) || (c.MaxID <= maxID && c.MaxRejectID <= maxReject) {
+		return pin, ErrNothingToSeal
+	}
+	if err := moveTelemetry(tx); err != nil {
+		return pin, err
+	}
+	err = tx.QueryRow(`INSERT INTO vk_seals (archive, state, max_id, max_reject_id, rows, rejects, min_ts, max_ts, bytes, started, pid)
+		VALUES ('', 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		c.MaxID, c.MaxRejectID, c.Rows, c.Rejects, c.MinTs, c.MaxTs, s.Bytes, s.Started.UnixMilli(), s.PID).Scan(&s.ID)
+	if err != nil {
+		return pin, err
+	}
+	s.Archive = name(s.ID, c)
+	if _, err := tx.Exec(`UPDATE vk_seals SET archive = ? WHERE id = ?`, s.Archive, s.ID); err != nil {
+		return pin, err
+	}
+	return pin, tx.Commit()
+}
+
+// backfillAll copies the WAL into the database file while the caller holds
+// the write lock, on conn, which is in no transaction: then the file holds
+// the whole database, as the pin sees it. It fails with ErrWALBusy if an
+// older reader's snapshot keeps frames out of the file.
+func backfillAll(ctx context.Context, conn *sql.Conn) error {
+	for wait := time.Millisecond; ; wait *= 2 {
+		var busy, frames, copied int64
+		err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
 		if err != nil {
 			return err
 		}
-		s.Archive = name(s.ID)
-		_, err = tx.Exec(`UPDATE vk_seals SET archive = ? WHERE id = ?`, s.Archive, s.ID)
-		return err
-	})
-	if err != nil {
-		return s, fmt.Errorf("begin seal: %w", err)
+		// While another connection checkpoints, this one does not run
+		// (busy, and -1 for both counts): try again.
+		if busy == 0 && frames >= 0 && frames == copied {
+			return nil
+		}
+		if wait > 32*time.Millisecond {
+			return ErrWALBusy
+		}
+		time.Sleep(wait) // the writers wait too: briefly
 	}
-	return s, nil
 }
 
-// FinishSeal is the switch: in one transaction it deletes the rows the
-// seal's archive holds (telemetry rows, their spans, rejects) and marks the
-// seal done. The source offsets stay, so followed files go on where they were.
+// moveTelemetry renames the telemetry table to SealingTable and creates
+// the table again, empty, from its own schema: its indexes and triggers
+// (the guide's and any a user added) move to the fresh table, and its ids
+// go on from the sealed ones. Views and triggers elsewhere that name the
+// table keep naming it: legacy_alter_table leaves them as they are. A
+// rename and some CREATEs: no row is touched, whatever the table holds.
+func moveTelemetry(tx *sql.Tx) (err error) {
+	var table string
+	if err := tx.QueryRow(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'telemetry'`).Scan(&table); err != nil {
+		return fmt.Errorf("read the telemetry table's schema: %w", err)
+	}
+	type object struct{ kind, name, sql string }
+	var objects []object
+	rows, err := tx.Query(`SELECT type, name, sql FROM sqlite_master
+		WHERE tbl_name = 'telemetry' AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY rowid`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var o object
+		if err := rows.Scan(&o.kind, &o.name, &o.sql); err != nil {
+			rows.Close()
+			return err
+		}
+		objects = append(objects, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`PRAGMA legacy_alter_table = ON`); err != nil {
+		return err
+	}
+	defer func() {
+		if _, rerr := tx.Exec(`PRAGMA legacy_alter_table = OFF`); err == nil {
+			err = rerr
+		}
+	}()
+	for _, o := range objects {
+		if _, err := tx.Exec(`DROP ` + strings.ToUpper(o.kind) + ` ` + quoteIdent(o.name)); err != nil {
+			return fmt.Errorf("move %s %s: %w", o.kind, o.name, err)
+		}
+	}
+	stmts := []string{
+		`ALTER TABLE telemetry RENAME TO ` + SealingTable,
+		table,
+	}
+	for _, o := range objects {
+		stmts = append(stmts, o.sql)
+	}
+	stmts = append(stmts, `INSERT INTO sqlite_sequence (name, seq) SELECT 'telemetry', seq FROM sqlite_sequence WHERE name = '`+SealingTable+`'`)
+	for _, q := range stmts {
+		if _, err := tx.Exec(q); err != nil {
+			return fmt.Errorf("%s: %w", strings.SplitN(q, "(", 2)[0], err)
+		}
+	}
+	return nil
+}
+
+// quoteIdent quotes a name for SQL.
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// hasSealing reports whether the sealing table exists.
+func hasSealing(ctx context.Context, q querier) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '`+SealingTable+`'`).Scan(&n)
+	return n > 0, err
+}
+
+// FinishSeal ends a seal whose archive is in place and verified: in one
+// transaction it drops the sealing table, deletes the spans and rejects the
+// archive holds, and marks the seal done. Dropping a table frees its pages
+// without visiting its rows. The source offsets stay, so followed files go
+// on where they were.
 func (db *DB) FinishSeal(ctx context.Context, id int64) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		var maxID, maxReject, rows int64
-		err := tx.QueryRow(`SELECT max_id, max_reject_id, rows FROM vk_seals WHERE id = ? AND state = 'pending'`, id).Scan(&maxID, &maxReject, &rows)
+		var maxID, maxReject int64
+		err := tx.QueryRow(`SELECT max_id, max_reject_id FROM vk_seals WHERE id = ? AND state = 'pending'`, id).Scan(&maxID, &maxReject)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("seal %d is not pending", id)
 		}
 		if err != nil {
 			return err
 		}
-		if err := deleteSealed(tx, maxID, rows); err != nil {
+		ok, err := hasSealing(ctx, tx)
+		if err != nil {
 			return err
+		}
+		if !ok {
+			return fmt.Errorf("seal %d has no %s table", id, SealingTable)
 		}
 		for _, q := range []struct {
 			stmt string
-			arg  int64
+			args []any
 		}{
-			{`DELETE FROM vk_spans WHERE last_id <= ?`, maxID},
-			{`DELETE FROM vk_rejects WHERE id <= ?`, maxReject},
+			{`DROP TABLE ` + SealingTable, nil},
+			{`DELETE FROM vk_spans WHERE last_id <= ?`, []any{maxID}},
+			{`DELETE FROM vk_rejects WHERE id <= ?`, []any{maxReject}},
+			{`UPDATE vk_seals SET state = 'done', finished = ? WHERE id = ?`, []any{db.now().UnixMilli(), id}},
 		} {
-			if _, err := tx.Exec(q.stmt, q.arg); err != nil {
+			if _, err := tx.Exec(q.stmt, q.args...); err != nil {
 				return err
 			}
 		}
-		_, err = tx.Exec(`UPDATE vk_seals SET state = 'done', finished = ? WHERE id = ?`, db.now().UnixMilli(), id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("finish seal %d: %w", id, err)
+	}
+	return nil
+}
+
+// AbortSeal rolls back a pending seal whose archive was not made: the rows
+// of the sealing table go back to the telemetry table, ids and all, and the
+// seal is forgotten. (A pending seal without a sealing table never moved
+// its rows: they are live already.)
+func (db *DB) AbortSeal(ctx context.Context, id int64) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		ok, err := hasSealing(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			for _, q := range []string{
+				`INSERT INTO telemetry (` + recordColumns + `) SELECT ` + recordColumns + ` FROM ` + SealingTable + ` ORDER BY id`,
+				`DROP TABLE ` + SealingTable,
+			} {
+				if _, err := tx.Exec(q); err != nil {
+					return err
+				}
+			}
+		}
+		_, err = tx.Exec(`DELETE FROM vk_seals WHERE id = ? AND state = 'pending'`, id)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("switch to the fresh database (seal %d): %w", id, err)
-	}
-	return nil
-}
-
-// keepAtMost is the share of rows newer than a seal, against the sealed
-// ones, up to which the switch empties the table and puts them back rather
-// than deleting the sealed rows one by one.
-const keepAtMost = 4 // 1/4
-
-// deleteSealed deletes the telemetry rows with ids up to maxID; sealed is
-// how many the seal holds. Deleting a row costs its table and index entries,
-// about 2 µs each with the four indexes: 0.2 s per 100 MB, which writers
-// wait for. Emptying the whole table is SQLite's truncate, which frees the
-// pages without visiting the rows (30 ms per 100 MB), so when few rows are
-// newer than the seal (rows arriving at an agent's pace, not a bulk load)
-// they are copied aside, the table emptied, and the copies put back, ids
-// and all; sqlite_sequence keeps counting.
-func deleteSealed(tx *sql.Tx, maxID, sealed int64) error {
-	var kept int64
-	if err := tx.QueryRow(`SELECT count(*) FROM telemetry WHERE id > ?`, maxID).Scan(&kept); err != nil {
-		return err
-	}
-	if kept*keepAtMost > sealed {
-		_, err := tx.Exec(`DELETE FROM telemetry WHERE id <= ?`, maxID)
-		return err
-	}
-	for _, q := range []string{
-		`DROP TABLE IF EXISTS temp.vk_kept`,
-		`CREATE TEMP TABLE vk_kept AS SELECT ` + recordColumns + ` FROM telemetry WHERE id > ?`,
-		`DELETE FROM telemetry`,
-		`INSERT INTO telemetry (` + recordColumns + `) SELECT ` + recordColumns + ` FROM temp.vk_kept ORDER BY id`,
-		`DROP TABLE temp.vk_kept`,
-	} {
-		var args []any
-		if strings.Contains(q, "?") {
-			args = append(args, maxID)
-		}
-		if _, err := tx.Exec(q, args...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// AbortSeal forgets a pending seal whose archive was not made: every row it
-// would have sealed is still live.
-func (db *DB) AbortSeal(ctx context.Context, id int64) error {
-	if _, err := db.db.ExecContext(ctx, `DELETE FROM vk_seals WHERE id = ? AND state = 'pending'`, id); err != nil {
 		return fmt.Errorf("roll back seal %d: %w", id, err)
 	}
 	return nil

@@ -19,6 +19,10 @@ type View struct {
 	conn         *sql.Conn
 	MaxID        int64 // the largest telemetry id in the view; 0 if none
 	MinTs, MaxTs int64 // the oldest and newest row's timestamp; 0 if none
+	// Sealing is true when a seal is under way in the view: rows moved out
+	// of the telemetry table into SealingTable, in no archive yet.
+	Sealing                    bool
+	SealingMinTs, SealingMaxTs int64
 }
 
 // View opens a read transaction and pins its snapshot.
@@ -40,12 +44,25 @@ func (db *DB) View(ctx context.Context) (*View, error) {
 		v.Close()
 		return nil, fmt.Errorf("read %s: %w", db.Path, err)
 	}
+	if v.Sealing, err = hasSealing(ctx, conn); err == nil && v.Sealing {
+		err = conn.QueryRowContext(ctx, `SELECT coalesce(min(timestamp), 0), coalesce(max(timestamp), 0) FROM `+SealingTable).
+			Scan(&v.SealingMinTs, &v.SealingMaxTs)
+	}
+	if err != nil {
+		v.Close()
+		return nil, fmt.Errorf("read %s: %w", db.Path, err)
+	}
 	return v, nil
 }
 
 // Scan is DB.Scan within the view.
 func (v *View) Scan(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Record) error) error {
-	return scanOn(ctx, v.conn, f, fn)
+	return scanOn(ctx, v.conn, "telemetry", f, fn)
+}
+
+// ScanSealing is Scan over the rows of the seal under way (see Sealing).
+func (v *View) ScanSealing(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Record) error) error {
+	return scanOn(ctx, v.conn, SealingTable, f, fn)
 }
 
 // Close ends the read transaction.
