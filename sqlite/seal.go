@@ -81,12 +81,13 @@ const (
 	SealDone    = "done"
 )
 
-// Pin is a read transaction, on a connection of its own, begun when the
-// whole WAL was in the database file: until it is closed no checkpoint can
-// write to the file (a checkpoint copies no frame past the oldest reader's
-// snapshot, and this snapshot has none), so the file's first Pages pages
-// are the database as the pin sees it, byte for byte, while writers go on
-// in the WAL.
+// Pin is a read transaction, on a connection of its own, whose snapshot is
+// all in the database file: the switch copied the rest of the WAL into the
+// file while writers were held. Until the pin is closed no checkpoint
+// writes to the file (a checkpoint copies no frame past the oldest
+// reader's snapshot, and every frame up to this one's is in the file
+// already), so the file's first Pages pages are the database as the pin
+// sees it, byte for byte, while writers go on in the WAL.
 type Pin struct {
 	db       *sql.DB
 	conn     *sql.Conn
@@ -108,8 +109,8 @@ func (p *Pin) Close() error {
 }
 
 // Switch starts a seal. Holding the write lock, so that nothing commits
-// meanwhile, it copies the rest of the WAL into the database file and pins
-// the file (see Pin); then, in the same write transaction, it renames the
+// meanwhile, it pins the database and copies the rest of the WAL into the
+// file (see Pin); then, in the same write transaction, it renames the
 // telemetry table to SealingTable, creates a fresh telemetry table with the
 // same indexes and triggers whose ids go on counting, and records the seal
 // pending, its archive named by name. Writers wait only for this: a few

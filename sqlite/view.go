@@ -11,9 +11,10 @@ import (
 // View is a read transaction held open: every read through it sees the
 // database as it was when the view was taken, whatever is committed since.
 // Reading archives and the live database as one data set needs that: the
-// live rows are pinned first, then archives/ is listed, so a seal that
-// switches in between shows its rows twice (which the reader drops by id)
-// rather than not at all.
+// live rows (those of the telemetry table, and of the sealing table while a
+// seal is under way) are pinned first, then archives/ is listed, so a seal
+// that puts its archive in place in between shows its rows twice (which the
+// reader drops by id) rather than not at all.
 type View struct {
 	db           *DB
 	conn         *sql.Conn
