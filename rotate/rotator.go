@@ -49,10 +49,11 @@ type Rotator struct {
 
 // Stats is what a Rotator did.
 type Stats struct {
-	Seals    int
-	Last     Result        // the last seal
-	MaxStall time.Duration // the longest switch or finish: the longest wait of the writer
-	Pruned   sqlite.PruneResult
+	Seals      int
+	Last       Result        // the last seal
+	MaxStall   time.Duration // the longest switch or finish: the longest wait of the writer
+	TotalStall time.Duration // all switches and finishes: how long the writer waited for seals
+	Pruned     sqlite.PruneResult
 }
 
 // New returns a Rotator of db, which must be open for writing.
@@ -166,6 +167,7 @@ func (r *Rotator) seal() {
 		r.stats.Seals++
 		r.stats.Last = res
 		r.stats.MaxStall = max(r.stats.MaxStall, res.Switch, res.Finish)
+		r.stats.TotalStall += res.Switch + res.Finish
 	case errors.Is(err, ErrLocked), errors.Is(err, ErrNothingToSeal), errors.Is(err, sqlite.ErrWALBusy):
 		// Another process is sealing, or has, or a reader holds the WAL:
 		// look again in a moment.

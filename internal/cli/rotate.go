@@ -47,9 +47,9 @@ func startRotator(ctx context.Context, db *sqlite.DB, o *pipeOptions, stderr io.
 func printRotatorStats(w io.Writer, s rotate.Stats) {
 	if s.Seals > 0 {
 		l := s.Last
-		fmt.Fprintf(w, "vibekit-pipe: seals %d, last %s (%d rows, %.1f MB -> %.1f MB): switch %.1f ms, compress %.0f ms, verify %.0f ms, finish %.1f ms; longest stall %.1f ms\n",
+		fmt.Fprintf(w, "vibekit-pipe: seals %d, last %s (%d rows, %.1f MB -> %.1f MB): switch %.1f ms, compress %.0f ms, verify %.0f ms, finish %.1f ms; longest stall %.1f ms, all stalls %.0f ms\n",
 			s.Seals, l.Seal.Archive, l.Seal.Rows, float64(l.Seal.Bytes)/1e6, float64(l.Size)/1e6,
-			ms(l.Switch), ms(l.Compress), ms(l.Verify), ms(l.Finish), ms(s.MaxStall))
+			ms(l.Switch), ms(l.Compress), ms(l.Verify), ms(l.Finish), ms(s.MaxStall), ms(s.TotalStall))
 	}
 	if p := s.Pruned; p.Rows > 0 || p.Rejects > 0 || len(p.Archives) > 0 {
 		fmt.Fprintf(w, "vibekit-pipe: pruned rows older than %s: %d rows, %d rejects, %d archives (%d rows)\n",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -105,5 +106,20 @@ func TestTailBuffer(t *testing.T) {
 	}
 	if got := tb.Bytes()[tailMax-10000]; got != 99 {
 		t.Errorf("last chunk starts with %d, want 99", got)
+	}
+}
+
+// TestStatsLines: the seal figures are read from the line vibekit-pipe's
+// --stats prints, and their absence is said.
+func TestStatsLines(t *testing.T) {
+	line := "vibekit-pipe: seals 8, last ingest-20261102T031107.394Z-20261102T070147.723Z-000008.db.zst (111014 rows, 147.3 MB -> 10.9 MB): " +
+		"switch 12.3 ms, compress 534 ms, verify 70 ms, finish 29.5 ms; longest stall 29.5 ms, all stalls 212 ms\n"
+	got := statsLines([]byte("vibekit-pipe: lines read 10\n"+line), "ingest")
+	want := "ingest: 8 seals; ingest waited for them only in their switches and finishes, two short transactions each: 212 ms in all, the longest 29.5 ms"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("statsLines = %q, want %q", got, want)
+	}
+	if got := statsLines([]byte("vibekit-pipe: lines read 10\n"), "ingest"); len(got) != 1 || !strings.Contains(got[0], "no seal reported") {
+		t.Errorf("statsLines without seals = %q", got)
 	}
 }
