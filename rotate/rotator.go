@@ -168,10 +168,13 @@ func (r *Rotator) seal() {
 		r.stats.Last = res
 		r.stats.MaxStall = max(r.stats.MaxStall, res.Switch, res.Finish)
 		r.stats.TotalStall += res.Switch + res.Finish
-	case errors.Is(err, ErrLocked), errors.Is(err, ErrNothingToSeal), errors.Is(err, sqlite.ErrWALBusy):
-		// Another process is sealing, or has, or a reader holds the WAL:
-		// look again in a moment.
+	case errors.Is(err, ErrLocked), errors.Is(err, ErrNothingToSeal):
+		// Another process is sealing, or has: look again in a moment.
 		r.retryAt = r.o.Now().Add(100 * time.Millisecond)
+	case errors.Is(err, sqlite.ErrWALBusy):
+		// A reader that began before the latest commits: it is done in
+		// seconds, as a rule.
+		r.retryAt = r.o.Now().Add(500 * time.Millisecond)
 	default:
 		r.retryAt = r.o.Now().Add(10 * time.Second)
 		r.mu.Unlock()

@@ -74,10 +74,10 @@ type Result struct {
 	Seal     sqlite.Seal
 	Path     string        // the archive
 	Size     int64         // its bytes on disk
-	Switch   time.Duration // the transaction that moves the rows aside: writers wait for it
+	Switch   time.Duration // how long the switch held writers (its transaction, from taking the write lock)
 	Compress time.Duration
 	Verify   time.Duration
-	Finish   time.Duration // the transaction that drops the sealed rows: writers wait for it
+	Finish   time.Duration // how long the finish held writers
 }
 
 // lock takes the seal lock, an flock on archives/.lock: the kernel drops it
@@ -132,7 +132,6 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 		}
 	}
 
-	began := time.Now()
 	seal, pin, err := s.DB.Switch(ctx, func(id int64, c sqlite.Contents) string {
 		minTs, maxTs := c.MinTs, c.MaxTs
 		if c.Rows == 0 { // only rejects
@@ -145,7 +144,7 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 		return res, err
 	}
 	defer pin.Close()
-	res.Seal, res.Switch = seal, time.Since(began)
+	res.Seal, res.Switch = seal, pin.Held
 	s.hook(StepSwitched)
 
 	// From here until the archive is verified, a failure rolls back: no
@@ -161,7 +160,7 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 		}
 		return res, err
 	}
-	began = time.Now()
+	began := time.Now()
 	tmp := filepath.Join(s.dir(), "."+seal.Archive+".tmp")
 	defer os.Remove(tmp)
 	c := seal.Contents
@@ -195,12 +194,10 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	s.hook(StepVerified)
 
 	// Verified: the seal is finished even if ctx ends now.
-	began = time.Now()
-	if err := s.finish(context.WithoutCancel(ctx), seal.ID); err != nil {
+	if res.Finish, err = s.finish(context.WithoutCancel(ctx), seal.ID); err != nil {
 		// The archive is complete and verified: the next start finishes it.
 		return res, err
 	}
-	res.Finish = time.Since(began)
 	res.Seal.State = sqlite.SealDone
 	s.hook(StepFinished)
 	return res, nil
@@ -220,17 +217,18 @@ func (s *Sealer) packPinned(ctx context.Context, pin *sqlite.Pin, dst string, m 
 	return packFrom(ctx, r, dst, m, level, s.Concurrency)
 }
 
-// finish ends the seal, trying again while another writer holds the lock.
-func (s *Sealer) finish(ctx context.Context, id int64) error {
+// finish ends the seal, trying again while another writer holds the lock;
+// it returns how long the finish held writers.
+func (s *Sealer) finish(ctx context.Context, id int64) (time.Duration, error) {
 	backoff := 10 * time.Millisecond
 	for {
-		err := s.DB.FinishSeal(ctx, id)
+		held, err := s.DB.FinishSeal(ctx, id)
 		if err == nil || !sqlite.IsBusy(err) {
-			return err
+			return held, err
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return 0, err
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
@@ -381,7 +379,8 @@ func (s *Sealer) recoverSeal(ctx context.Context, seal sqlite.Seal) error {
 		lim.MaxBytes = seal.Bytes
 		c, err := Verify(ctx, path, tmp, lim)
 		if err == nil && c == seal.Contents {
-			return s.finish(ctx, seal.ID)
+			_, err := s.finish(ctx, seal.ID)
+			return err
 		}
 		var bad *BadArchiveError
 		if err != nil && !errors.As(err, &bad) {

@@ -13,6 +13,7 @@ const checkpointEvery = 4 << 20
 // that the copy and its fsync do not stall the writer: a passive checkpoint
 // runs beside write transactions. The writer only nudges it.
 type checkpointer struct {
+	mu      sync.Mutex // held while a checkpoint runs; a seal's switch holds it to run its own
 	db      *sql.DB
 	kick    chan struct{}
 	done    sync.WaitGroup
@@ -28,7 +29,9 @@ func startCheckpointer(db *sql.DB) *checkpointer {
 		for range c.kick {
 			// Errors are not fatal: the writer's automatic checkpoint is
 			// the backstop, and the next nudge tries again.
+			c.mu.Lock()
 			c.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			c.mu.Unlock()
 		}
 	}()
 	return c

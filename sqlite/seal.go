@@ -94,6 +94,9 @@ type Pin struct {
 	Contents       // what the pinned database holds
 	Pages    int64 // its size in pages
 	PageSize int64
+	// Held is how long the switch held the write lock: how long writers
+	// waited for it.
+	Held time.Duration
 }
 
 // Close ends the read transaction: checkpoints go on.
@@ -133,6 +136,11 @@ func (db *DB) Switch(ctx context.Context, name func(id int64, c Contents) string
 }
 
 func (db *DB) switchTables(ctx context.Context, s *Seal, name func(int64, Contents) string) (*Pin, error) {
+	if db.ckpt != nil {
+		// This process's checkpoints wait: the switch runs its own.
+		db.ckpt.mu.Lock()
+		defer db.ckpt.mu.Unlock()
+	}
 	pdb := sql.OpenDB(connector(dsn(db.Path, BusyTimeout, ""), ""))
 	pdb.SetMaxOpenConns(2)
 	pin := &Pin{db: pdb}
@@ -146,15 +154,27 @@ func (db *DB) switchTables(ctx context.Context, s *Seal, name func(int64, Conten
 		return pin, err
 	}
 	defer ckpt.Close()
-	// Most of the WAL is copied into the file before writers are held.
-	ckpt.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+	var pending int64
+	if err := db.db.QueryRowContext(ctx, `SELECT count(*) FROM vk_seals WHERE state = 'pending'`).Scan(&pending); err != nil {
+		return pin, err
+	}
+	if pending > 0 {
+		return pin, ErrSealPending // and again below, under the lock
+	}
+	// Most of the WAL is copied into the file before writers are held; and
+	// if a reader's snapshot keeps frames out of it, the seal waits without
+	// holding them.
+	if err := backfill(ctx, ckpt, time.Second); err != nil {
+		return pin, err
+	}
 
 	tx, err := db.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: writers wait from here
 	if err != nil {
 		return pin, err
 	}
+	locked := time.Now()
 	defer tx.Rollback()
-	var pending, maxID, maxReject int64
+	var maxID, maxReject int64
 	if err := tx.QueryRow(`SELECT count(*) FILTER (WHERE state = 'pending'), coalesce(max(max_id), 0), coalesce(max(max_reject_id), 0) FROM vk_seals`).
 		Scan(&pending, &maxID, &maxReject); err != nil {
 		return pin, err
@@ -175,7 +195,7 @@ func (db *DB) switchTables(ctx context.Context, s *Seal, name func(int64, Conten
 		return pin, err
 	}
 	pin.Contents = c
-	if err := backfillAll(ctx, ckpt); err != nil {
+	if err := backfill(ctx, ckpt, 16*time.Millisecond); err != nil {
 		return pin, err
 	}
 	if err := conn.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pin.Pages); err != nil {
@@ -202,29 +222,34 @@ func (db *DB) switchTables(ctx context.Context, s *Seal, name func(int64, Conten
 	if _, err := tx.Exec(`UPDATE vk_seals SET archive = ? WHERE id = ?`, s.Archive, s.ID); err != nil {
 		return pin, err
 	}
-	return pin, tx.Commit()
+	err = tx.Commit()
+	pin.Held = time.Since(locked)
+	return pin, err
 }
 
-// backfillAll copies the WAL into the database file while the caller holds
-// the write lock, on conn, which is in no transaction: then the file holds
-// the whole database, as the pin sees it. It fails with ErrWALBusy if an
-// older reader's snapshot keeps frames out of the file.
-func backfillAll(ctx context.Context, conn *sql.Conn) error {
-	for wait := time.Millisecond; ; wait *= 2 {
+// backfill copies the WAL into the database file, on conn, which is in no
+// transaction; with the write lock held, the file then holds the whole
+// database, as the pin sees it. It fails with ErrWALBusy, at once, if a
+// reader's snapshot keeps frames out of the file (that reader began before
+// the latest commits: the seal is tried again once it is done), and after
+// patience if another process's checkpoint goes on that long.
+func backfill(ctx context.Context, conn *sql.Conn, patience time.Duration) error {
+	deadline := time.Now().Add(patience)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		var busy, frames, copied int64
 		err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
 		if err != nil {
 			return err
 		}
-		// While another connection checkpoints, this one does not run
-		// (busy, and -1 for both counts): try again.
-		if busy == 0 && frames >= 0 && frames == copied {
+		switch {
+		case busy == 0 && frames == copied:
 			return nil
-		}
-		if wait > 32*time.Millisecond {
+		case busy == 0, time.Now().After(deadline):
 			return ErrWALBusy
 		}
-		time.Sleep(wait) // the writers wait too: briefly
+		// Another connection is checkpointing (this one did not run: busy,
+		// and -1 for both counts); it is done in a moment.
+		time.Sleep(wait)
 	}
 }
 
@@ -301,43 +326,52 @@ func hasSealing(ctx context.Context, q querier) (bool, error) {
 // transaction it drops the sealing table, deletes the spans and rejects the
 // archive holds, and marks the seal done. Dropping a table frees its pages
 // without visiting its rows. The source offsets stay, so followed files go
-// on where they were.
-func (db *DB) FinishSeal(ctx context.Context, id int64) error {
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		var maxID, maxReject int64
-		err := tx.QueryRow(`SELECT max_id, max_reject_id FROM vk_seals WHERE id = ? AND state = 'pending'`, id).Scan(&maxID, &maxReject)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("seal %d is not pending", id)
-		}
-		if err != nil {
-			return err
-		}
-		ok, err := hasSealing(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("seal %d has no %s table", id, SealingTable)
-		}
-		for _, q := range []struct {
-			stmt string
-			args []any
-		}{
-			{`DROP TABLE ` + SealingTable, nil},
-			{`DELETE FROM vk_spans WHERE last_id <= ?`, []any{maxID}},
-			{`DELETE FROM vk_rejects WHERE id <= ?`, []any{maxReject}},
-			{`UPDATE vk_seals SET state = 'done', finished = ? WHERE id = ?`, []any{db.now().UnixMilli(), id}},
-		} {
-			if _, err := tx.Exec(q.stmt, q.args...); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+// on where they were. It returns how long it held the write lock.
+func (db *DB) FinishSeal(ctx context.Context, id int64) (time.Duration, error) {
+	held, err := db.finishSeal(ctx, id)
 	if err != nil {
-		return fmt.Errorf("finish seal %d: %w", id, err)
+		return held, fmt.Errorf("finish seal %d: %w", id, err)
 	}
-	return nil
+	return held, nil
+}
+
+func (db *DB) finishSeal(ctx context.Context, id int64) (time.Duration, error) {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	locked := time.Now()
+	defer tx.Rollback()
+	var maxID, maxReject int64
+	err = tx.QueryRow(`SELECT max_id, max_reject_id FROM vk_seals WHERE id = ? AND state = 'pending'`, id).Scan(&maxID, &maxReject)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("seal %d is not pending", id)
+	}
+	if err != nil {
+		return 0, err
+	}
+	ok, err := hasSealing(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("seal %d has no %s table", id, SealingTable)
+	}
+	for _, q := range []struct {
+		stmt string
+		args []any
+	}{
+		{`DROP TABLE ` + SealingTable, nil},
+		{`DELETE FROM vk_spans WHERE last_id <= ?`, []any{maxID}},
+		{`DELETE FROM vk_rejects WHERE id <= ?`, []any{maxReject}},
+		{`UPDATE vk_seals SET state = 'done', finished = ? WHERE id = ?`, []any{db.now().UnixMilli(), id}},
+	} {
+		if _, err := tx.Exec(q.stmt, q.args...); err != nil {
+			return 0, err
+		}
+	}
+	err = tx.Commit()
+	return time.Since(locked), err
 }
 
 // AbortSeal rolls back a pending seal whose archive was not made: the rows

@@ -117,7 +117,7 @@ func TestSwitch(t *testing.T) {
 		}
 	}
 
-	if err := db.FinishSeal(ctx, seal.ID); err != nil {
+	if _, err := db.FinishSeal(ctx, seal.ID); err != nil {
 		t.Fatal(err)
 	}
 	commitSealRows(t, db, 130, 131)
