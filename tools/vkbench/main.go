@@ -379,7 +379,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		results = append(results, r)
 	}
 
-	rep := report{when: time.Now(), cfg: cfg, gen: gen, claude: claude, results: results, machine: describeMachine(ctx), notes: b.stats}
+	again, err := b.rotationAgain(ctx, results, 4)
+	if err != nil {
+		return err
+	}
+	rep := report{when: time.Now(), cfg: cfg, gen: gen, claude: claude, results: results, machine: describeMachine(ctx), notes: append(b.stats, again...)}
 	comp, err := compareCompression(ctx, bin, paths["{rotdb}"], work, stderr)
 	if err != nil {
 		return err

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vibekit/vibekit-pipe/rotate"
@@ -101,4 +103,69 @@ func compareCompression(ctx context.Context, bin, rotdb, work string, stderr io.
 			float64(fi.Size())/1e6, mbps(oursWall), float64(fi.Size())/float64(oursSize), mbps(theirWall),
 			float64(fi.Size())/float64(tfi.Size()), theirWall.Seconds()/oursWall.Seconds()),
 	}, nil
+}
+
+// rotationAgain runs the plain and the rotating ingest again, in turns,
+// times more times, into fresh databases: one run of each moves by ±10% on a
+// shared 2-core machine, about the size of what rotation costs, so the
+// ratio of their medians is reported beside the table's.
+func (b *bench) rotationAgain(ctx context.Context, results []result, times int) ([]string, error) {
+	var plain, rotating command
+	walls := map[string][]time.Duration{}
+	for _, r := range results {
+		switch r.cmd.name {
+		case "vibekit-pipe ingest":
+			plain = r.cmd
+		case "vibekit-pipe ingest, rotating at 100 MB":
+			rotating = r.cmd
+		default:
+			continue
+		}
+		walls[r.cmd.name] = append(walls[r.cmd.name], r.wall)
+	}
+	if plain.name == "" || rotating.name == "" {
+		return nil, nil
+	}
+	again := func(c command, dir string) command {
+		db := filepath.Join(b.paths["{work}"], dir, "ingest.db")
+		os.RemoveAll(filepath.Dir(db))
+		c.argv = append([]string(nil), c.argv...)
+		for i, a := range c.argv {
+			if a == c.db {
+				c.argv[i] = db
+			}
+		}
+		c.db = db
+		return c
+	}
+	for range times {
+		for _, c := range []command{again(plain, "again-plain"), again(rotating, "again-rotate")} {
+			stats := len(b.stats)
+			r, err := b.measure(ctx, c)
+			b.stats = b.stats[:stats]
+			if err != nil {
+				return nil, err
+			}
+			walls[c.name] = append(walls[c.name], r.wall)
+		}
+	}
+	for _, dir := range []string{"again-plain", "again-rotate"} {
+		os.RemoveAll(filepath.Join(b.paths["{work}"], dir))
+	}
+	median := func(ds []time.Duration) time.Duration {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	list := func(ds []time.Duration) string {
+		var parts []string
+		for _, d := range ds {
+			parts = append(parts, fmt.Sprintf("%.2f", d.Seconds()))
+		}
+		return strings.Join(parts, ", ")
+	}
+	p, r := walls[plain.name], walls[rotating.name]
+	return []string{fmt.Sprintf("%s and %s, %d runs each, in turns: %s s and %s s; medians %.2f s and %.2f s: %.2fx",
+		plain.name, rotating.name, len(p), list(p), list(r), median(p).Seconds(), median(r).Seconds(),
+		median(p).Seconds()/median(r).Seconds())}, nil
 }
