@@ -81,52 +81,58 @@ func compareCompression(ctx context.Context, bin, rotdb, work string, stderr io.
 	theirs := filepath.Join(work, "sealed.zstd.zst")
 	defer os.Remove(ours)
 	defer os.Remove(theirs)
-	os.Remove(ours)
-	began := time.Now()
-	oursSize, err := rotate.Compress(ctx, sealed, ours, 1)
-	oursWall := time.Since(began)
-	if err != nil {
-		return nil, err
+	// Three runs each, in turns: their medians.
+	var oursWalls, theirWalls []time.Duration
+	var oursSize int64
+	for range 3 {
+		os.Remove(ours)
+		began := time.Now()
+		oursSize, err = rotate.Compress(ctx, sealed, ours, 1)
+		oursWalls = append(oursWalls, time.Since(began))
+		if err != nil {
+			return nil, err
+		}
+		began = time.Now()
+		if out, err := exec.CommandContext(ctx, "zstd", "-3", "-T1", "-q", "-f", sealed, "-o", theirs).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("zstd -3: %w\n%s", err, out)
+		}
+		theirWalls = append(theirWalls, time.Since(began))
 	}
-	began = time.Now()
-	if out, err := exec.CommandContext(ctx, "zstd", "-3", "-T1", "-q", "-f", sealed, "-o", theirs).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("zstd -3: %w\n%s", err, out)
-	}
-	theirWall := time.Since(began)
+	oursWall, theirWall := median(oursWalls), median(theirWalls)
 	tfi, err := os.Stat(theirs)
 	if err != nil {
 		return nil, err
 	}
 	mbps := func(d time.Duration) float64 { return float64(fi.Size()) / 1e6 / d.Seconds() }
 	return []string{
-		fmt.Sprintf("compressing a sealed database of %.1f MB (one thread, fsync included): ours %.0f MB/s, ratio %.2f; `zstd -3 -T1` %.0f MB/s, ratio %.2f: %.2fx the speed of zstd -3",
+		fmt.Sprintf("compressing a sealed database of %.1f MB (one thread, fsync included; medians of 3 runs each, in turns): ours %.0f MB/s, ratio %.2f; `zstd -3 -T1` %.0f MB/s, ratio %.2f: %.2fx the speed of zstd -3",
 			float64(fi.Size())/1e6, mbps(oursWall), float64(fi.Size())/float64(oursSize), mbps(theirWall),
 			float64(fi.Size())/float64(tfi.Size()), theirWall.Seconds()/oursWall.Seconds()),
 	}, nil
 }
 
-// rotationAgain runs the plain and the rotating ingest again, in turns,
-// times more times, into fresh databases: one run of each moves by ±10% on a
-// shared 2-core machine, about the size of what rotation costs, so the
-// ratio of their medians is reported beside the table's.
+// rotationAgain runs, times more times and in turns, the plain and the
+// rotating ingest (into fresh databases), and dump and dump --archives: one
+// run of each moves by ±10% on a shared 2-core machine, about as much as
+// rotation costs, so the ratios of their medians are reported beside the
+// table's.
 func (b *bench) rotationAgain(ctx context.Context, results []result, times int) ([]string, error) {
-	var plain, rotating command
+	pairs := [][2]string{
+		{"vibekit-pipe ingest", "vibekit-pipe ingest, rotating at 100 MB"},
+		{"vibekit telemetry dump", "vibekit telemetry dump --archives"},
+	}
+	cmds := map[string]command{}
 	walls := map[string][]time.Duration{}
 	for _, r := range results {
-		switch r.cmd.name {
-		case "vibekit-pipe ingest":
-			plain = r.cmd
-		case "vibekit-pipe ingest, rotating at 100 MB":
-			rotating = r.cmd
-		default:
-			continue
-		}
+		cmds[r.cmd.name] = r.cmd
 		walls[r.cmd.name] = append(walls[r.cmd.name], r.wall)
 	}
-	if plain.name == "" || rotating.name == "" {
-		return nil, nil
-	}
-	again := func(c command, dir string) command {
+	// An ingest runs again into a database of its own; a dump reads the
+	// same one again.
+	fresh := func(c command, dir string) command {
+		if c.unit != unitEvents {
+			return c
+		}
 		db := filepath.Join(b.paths["{work}"], dir, "ingest.db")
 		os.RemoveAll(filepath.Dir(db))
 		c.argv = append([]string(nil), c.argv...)
@@ -138,34 +144,44 @@ func (b *bench) rotationAgain(ctx context.Context, results []result, times int) 
 		c.db = db
 		return c
 	}
-	for range times {
-		for _, c := range []command{again(plain, "again-plain"), again(rotating, "again-rotate")} {
-			stats := len(b.stats)
-			r, err := b.measure(ctx, c)
-			b.stats = b.stats[:stats]
-			if err != nil {
-				return nil, err
+	defer os.RemoveAll(filepath.Join(b.paths["{work}"], "again-0"))
+	defer os.RemoveAll(filepath.Join(b.paths["{work}"], "again-1"))
+	var notes []string
+	for _, pair := range pairs {
+		base, ok := cmds[pair[0]]
+		other, ok2 := cmds[pair[1]]
+		if !ok || !ok2 {
+			continue
+		}
+		for range times {
+			for _, c := range []command{fresh(base, "again-0"), fresh(other, "again-1")} {
+				stats := len(b.stats)
+				r, err := b.measure(ctx, c)
+				b.stats = b.stats[:stats]
+				if err != nil {
+					return nil, err
+				}
+				walls[c.name] = append(walls[c.name], r.wall)
 			}
-			walls[c.name] = append(walls[c.name], r.wall)
 		}
+		p, o := walls[base.name], walls[other.name]
+		notes = append(notes, fmt.Sprintf("%s and %s, %d runs each, in turns: %s s and %s s; medians %.2f s and %.2f s: %.2fx",
+			base.name, other.name, len(p), seconds(p), seconds(o), median(p).Seconds(), median(o).Seconds(),
+			median(p).Seconds()/median(o).Seconds()))
 	}
-	for _, dir := range []string{"again-plain", "again-rotate"} {
-		os.RemoveAll(filepath.Join(b.paths["{work}"], dir))
+	return notes, nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func seconds(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprintf("%.2f", d.Seconds())
 	}
-	median := func(ds []time.Duration) time.Duration {
-		s := slices.Clone(ds)
-		slices.Sort(s)
-		return s[len(s)/2]
-	}
-	list := func(ds []time.Duration) string {
-		var parts []string
-		for _, d := range ds {
-			parts = append(parts, fmt.Sprintf("%.2f", d.Seconds()))
-		}
-		return strings.Join(parts, ", ")
-	}
-	p, r := walls[plain.name], walls[rotating.name]
-	return []string{fmt.Sprintf("%s and %s, %d runs each, in turns: %s s and %s s; medians %.2f s and %.2f s: %.2fx",
-		plain.name, rotating.name, len(p), list(p), list(r), median(p).Seconds(), median(r).Seconds(),
-		median(p).Seconds()/median(r).Seconds())}, nil
+	return strings.Join(parts, ", ")
 }
