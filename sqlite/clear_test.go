@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -192,5 +193,44 @@ func TestDB_DeleteUserData(t *testing.T) {
 	}
 	if _, err := db.DeleteUserData(ctx, "userId", "", Deletion{}); err == nil {
 		t.Error("DeleteUserData with an empty value: no error")
+	}
+}
+
+// TestDB_DeleteUserData_FreePages: pages freed earlier (here by clearing a
+// session; a seal's dropped table or a prune do the same) keep the bytes
+// of their rows; deleting a user's data leaves no copy there either.
+func TestDB_DeleteUserData_FreePages(t *testing.T) {
+	db := MustOpen(t)
+	ctx := context.Background()
+	const secret = "SECRET-STREAM-51c2e8"
+	var recs []vibekit.Record
+	for i := range 500 {
+		recs = append(recs, vibekit.Record{SessionID: "gone", EventType: vibekit.EventStream, StreamData: fmt.Sprintf("%s %d %s", secret, i, strings.Repeat("x", 300)),
+			Metadata: []byte(`{"userId":"u9"}`), Timestamp: t0.UnixMilli() + int64(i)})
+	}
+	MustCommit(t, db, recs)
+	if _, err := db.Clear(ctx, vibekit.Filter{SessionIDs: []string{"gone"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	var free int64
+	db.SQL().QueryRow(`PRAGMA freelist_count`).Scan(&free)
+	data, _ := os.ReadFile(db.Path)
+	if free < 20 || !bytes.Contains(data, []byte(secret)) {
+		t.Fatalf("the fixture leaves %d free pages, secret in the file: %v; want free pages holding it", free, bytes.Contains(data, []byte(secret)))
+	}
+	if _, err := db.DeleteUserData(ctx, "userId", "u9", Deletion{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{db.Path, db.Path + "-wal"} {
+		data, err := os.ReadFile(p)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte(secret)) {
+			t.Errorf("%s still holds the cleared rows' text", p)
+		}
 	}
 }

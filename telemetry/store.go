@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/rotate"
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
@@ -618,15 +619,19 @@ func diskSpaceMB(path string) int64 {
 }
 
 // ExportUserData returns every event whose metadata field
-// Config.UserIDField (userId by default) is userID.
+// Config.UserIDField (userId by default) is userID, in time order, from the
+// database and from the archives vibekit-pipe sealed beside it.
 func (s *Store) ExportUserData(ctx context.Context, userID string) ([]Record, error) {
 	if userID == "" {
 		return nil, errors.New("telemetry: export user data: empty user id")
 	}
 	var out []Record
-	err := s.use(func(db *sqlite.DB) (err error) {
-		out, err = db.GetEvents(ctx, sqlite.UserFilter(s.cfg.UserIDField, userID))
-		return err
+	err := s.use(func(db *sqlite.DB) error {
+		return rotate.Scan(ctx, s.cfg.Path, sqlite.UserFilter(s.cfg.UserIDField, userID), rotate.ReadOptions{}, func(r *Record) error {
+			out = append(out, *r) // its strings are its own; Metadata is copied
+			out[len(out)-1].Metadata = append([]byte(nil), r.Metadata...)
+			return nil
+		})
 	})
 	if out == nil && err == nil {
 		out = []Record{}
@@ -643,21 +648,26 @@ type DeletionRequest struct {
 }
 
 // DeleteUserData deletes every event of userID (as ExportUserData finds
-// them) and records the deletion, without the user's id, in the audit
-// table. Deleted content is overwritten and the WAL emptied; if another
-// process kept the WAL from being emptied, it returns the count and
-// ErrWALNotScrubbed.
+// them: archives included, each rewritten without them) and records the
+// deletion, without the user's id, in the audit table. Deleted content is
+// overwritten and the WAL emptied; if another process kept the WAL from
+// being emptied, it returns the count and ErrWALNotScrubbed.
 func (s *Store) DeleteUserData(ctx context.Context, userID string, req DeletionRequest) (int64, error) {
 	if userID == "" {
 		return 0, errors.New("telemetry: delete user data: empty user id")
 	}
 	var d sqlite.Deleted
+	var archived rotate.Deleted
+	f := sqlite.UserFilter(s.cfg.UserIDField, userID)
 	err := s.write(func(db *sqlite.DB) (err error) {
-		d, err = db.DeleteUserData(ctx, s.cfg.UserIDField, userID, sqlite.Deletion{Reason: req.Reason, RequestID: req.RequestID, Requested: req.Time})
+		if archived, err = (&rotate.Sealer{DB: db}).DeleteRows(ctx, f, time.Minute); err != nil {
+			return err
+		}
+		d, err = db.DeleteUserData(ctx, s.cfg.UserIDField, userID, sqlite.Deletion{Reason: req.Reason, RequestID: req.RequestID, Requested: req.Time, Archived: archived.Rows})
 		return err
 	})
 	if err == nil && !d.WALScrubbed {
 		err = ErrWALNotScrubbed
 	}
-	return d.Events, err
+	return d.Events + archived.Rows, err
 }

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,9 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/vibekit/vibekit-pipe/rotate"
+	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
 // now is the tests' clock: 2024-11-27T12:00:00Z.
@@ -413,5 +417,47 @@ func TestStore_UserData(t *testing.T) {
 	seed(t, nested)
 	if got, err := nested.ExportUserData(ctx, "7"); err != nil || !reflect.DeepEqual(ids(got), []int64{4}) {
 		t.Errorf("ExportUserData by user.id = %v, %v; want [4]", ids(got), err)
+	}
+}
+
+// TestStore_UserDataInArchives: events that vibekit-pipe sealed into
+// archives beside the database are exported and deleted too, and the
+// rewritten archive keeps no copy of them.
+func TestStore_UserDataInArchives(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpen(t, Config{})
+	seed(t, s)
+	other, err := sqlite.Open(s.Path(), sqlite.Options{EnableIndexes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&rotate.Sealer{DB: other}).Seal(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if err := s.InsertBatch(ctx, []Record{{SessionID: "d", EventType: EventStart, Prompt: "again", Metadata: json.RawMessage(`{"userId":"u1"}`), Timestamp: now.UnixMilli()}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ExportUserData(ctx, "u1")
+	if err != nil || !reflect.DeepEqual(ids(got), []int64{1, 2, 3, 11}) || string(got[1].Metadata) != `{"userId":"u1","chunk":1}` {
+		t.Fatalf("ExportUserData(u1) = %v, %v; want [1 2 3 11] from the archive and the database", ids(got), err)
+	}
+	n, err := s.DeleteUserData(ctx, "u1", DeletionRequest{Reason: "User deletion request"})
+	if err != nil || n != 4 {
+		t.Errorf("DeleteUserData(u1) = %d, %v; want 4", n, err)
+	}
+	if got, _ := s.ExportUserData(ctx, "u1"); len(got) != 0 {
+		t.Errorf("after deletion, ExportUserData(u1) = %v", ids(got))
+	}
+	as, err := rotate.List(s.Path())
+	if err != nil || len(as) != 1 {
+		t.Fatalf("archives %v, %v", as, err)
+	}
+	out, _, err := rotate.Unpack(ctx, as[0].Path, t.TempDir(), rotate.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(out); bytes.Contains(b, []byte("found the bug")) || !bytes.Contains(b, []byte("a bug in the tests")) {
+		t.Error("the archive still holds the user's events, or lost the others")
 	}
 }

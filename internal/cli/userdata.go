@@ -4,10 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/rotate"
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
@@ -20,10 +22,12 @@ func newExportUserDataCommand(e *env) *ffcli.Command {
 	var (
 		db, key string
 		out     recordFlags
+		maxMB   int
 	)
 	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path`")
 	fs.StringVar(&key, "user-key", DefaultUserKey, "the metadata `field` holding the user's id; dotted for nested (user.id)")
 	out.register(fs)
+	addMaxArchiveFlag(fs, &maxMB)
 	addConfigFlag(fs)
 	return &ffcli.Command{
 		Name:       "export-user-data",
@@ -31,7 +35,8 @@ func newExportUserDataCommand(e *env) *ffcli.Command {
 		ShortHelp:  "print every event of one user (a data-access request)",
 		LongHelp: `Prints every event whose metadata field --user-key (default userId) holds
 USER_ID, in dump's formats: the guide's db.exportUserData(userId), for a
-user's request for their data.
+user's request for their data. The archives beside the database are read
+too (as dump --archives does), so the events are all there, in time order.
 
 Examples:
   vibekit telemetry export-user-data user-456 > user-456.ndjson
@@ -53,13 +58,9 @@ Examples:
 			if err != nil {
 				return err
 			}
-			store, err := sqlite.OpenReadOnly(db)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
 			f := sqlite.UserFilter(key, args[0])
-			err = p.print(ctx, func(fn func(*vibekit.Record) error) error { return store.Scan(ctx, f, fn) })
+			scan := (&archiveFlags{archives: true, maxArchiveMB: maxMB}).scanner(db)
+			err = p.print(ctx, func(fn func(*vibekit.Record) error) error { return scan(ctx, f, fn) })
 			if err != nil {
 				return errf("export-user-data", err)
 			}
@@ -74,8 +75,10 @@ func newDeleteUserDataCommand(e *env) *ffcli.Command {
 		wf                   writerFlags
 		key, reason, request string
 		force                bool
+		maxMB                int
 	)
 	wf.register(fs)
+	addMaxArchiveFlag(fs, &maxMB)
 	fs.StringVar(&key, "user-key", DefaultUserKey, "the metadata `field` holding the user's id; dotted for nested (user.id)")
 	fs.StringVar(&reason, "reason", "", "why the data is deleted, for the audit trail (`text`)")
 	fs.StringVar(&request, "request-id", "", "the deletion request's `id`, for the audit trail")
@@ -89,6 +92,11 @@ func newDeleteUserDataCommand(e *env) *ffcli.Command {
 USER_ID: the guide's db.deleteUserData(userId, {reason, requestId}). The
 deletion is recorded in the vk_deletions table (field, reason, request id,
 time and count, but not the user's id).
+
+The archives beside the database are rewritten first: each one that holds
+such events is unpacked into a private temporary directory, the events
+deleted there and the file vacuumed, and the archive packed, verified and
+put in place of the old one. A seal under way is waited for.
 
 SQLite's secure_delete overwrites the deleted rows with zeros, and a
 checkpoint then empties the WAL, so no copy is left in either file. If
@@ -122,21 +130,40 @@ Examples:
 				return err
 			}
 			defer store.Close()
+			f := sqlite.UserFilter(key, user)
+			archives, err := rotate.List(wf.db)
+			if err != nil {
+				return err
+			}
 			if !force {
-				n, err := store.CountClear(ctx, sqlite.UserFilter(key, user))
+				n, err := store.CountClear(ctx, f)
 				if err != nil {
 					return err
 				}
 				q := fmt.Sprintf("Delete %s of %s=%s from %s?", plural(n.Events, "event"), key, user, wf.db)
+				if len(archives) > 0 {
+					q = fmt.Sprintf("Delete %s of %s=%s from %s, and those in its %s?", plural(n.Events, "event"), key, user, wf.db, plural(int64(len(archives)), "archive"))
+				}
 				if err := confirm(e, "delete-user-data", q); err != nil {
 					return err
 				}
 			}
-			d, err := store.DeleteUserData(ctx, key, user, sqlite.Deletion{Reason: reason, RequestID: request, Requested: e.now()})
+			var archived rotate.Deleted
+			if len(archives) > 0 {
+				sealer := &rotate.Sealer{DB: store, Limits: archiveLimits(maxMB)}
+				if archived, err = sealer.DeleteRows(ctx, f, time.Minute); err != nil {
+					return errf("delete-user-data", err)
+				}
+			}
+			d, err := store.DeleteUserData(ctx, key, user, sqlite.Deletion{Reason: reason, RequestID: request, Requested: e.now(), Archived: archived.Rows})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "Deleted %s of %s=%s.\n", plural(d.Events, "event"), key, user)
+			fmt.Fprintf(e.stdout, "Deleted %s of %s=%s", plural(d.Events+archived.Rows, "event"), key, user)
+			if len(archived.Archives) > 0 {
+				fmt.Fprintf(e.stdout, " (%d from %s)", archived.Rows, plural(int64(len(archived.Archives)), "archive"))
+			}
+			fmt.Fprintln(e.stdout, ".")
 			if !d.WALScrubbed {
 				return fmt.Errorf("delete-user-data: another process has %s open, so its WAL may still hold copies of the deleted rows: run this command again when the database is idle", wf.db)
 			}
