@@ -36,11 +36,10 @@ func TestImage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f, err := os.Open(db.Path)
+	f, err := db.File()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	r, err := newImageReader(f, pin.Pages, pin.PageSize)
 	if err != nil {
 		t.Fatal(err)

@@ -203,13 +203,14 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	return res, nil
 }
 
-// packPinned compresses the pinned database file into dst.
+// packPinned compresses the pinned database file into dst. It reads the
+// file through the descriptor the store holds: opening and closing another
+// would drop the process's SQLite locks on the file (see sqlite.DB.File).
 func (s *Sealer) packPinned(ctx context.Context, pin *sqlite.Pin, dst string, m Meta, level zstd.EncoderLevel) (int64, framing, error) {
-	f, err := os.Open(s.DB.Path)
+	f, err := s.DB.File()
 	if err != nil {
 		return 0, framing{}, fmt.Errorf("compress: %w", err)
 	}
-	defer f.Close()
 	r, err := newImageReader(f, pin.Pages, pin.PageSize)
 	if err != nil {
 		return 0, framing{}, fmt.Errorf("compress %s: %w", s.DB.Path, err)

@@ -61,7 +61,8 @@ type DB struct {
 	insertConn *sqlite3.SQLiteConn
 	sourceIDs  map[string]int64 // committed vk_sources ids by key
 	ckpt       *checkpointer
-	runID      int64 // this process's vk_runs row, once committed
+	runID      int64     // this process's vk_runs row, once committed
+	held       *heldFile // the file's descriptor, held while the DB is open (see holdFile)
 }
 
 // Open opens the database at path for writing, creating it (0600) and its
@@ -74,12 +75,12 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("create database directory: %w", err)
 	}
 	// Create the file ourselves so it is private from the first byte; SQLite
-	// gives the WAL and shared-memory files the same mode.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// gives the WAL and shared-memory files the same mode. The descriptor is
+	// held until Close.
+	h, err := holdFile(path, true)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	f.Close()
 	// Checkpoints run in the background (see checkpointer); the writer's own
 	// automatic checkpoint is a backstop that bounds the WAL at 64 MiB.
 	busy := opts.BusyTimeout
@@ -96,7 +97,7 @@ func Open(path string, opts Options) (*DB, error) {
 	// One connection: a process writes through one, and SQLite serialises
 	// writers anyway. It keeps per-connection pragmas in force.
 	sqldb.SetMaxOpenConns(1)
-	db := &DB{Path: path, db: sqldb, now: opts.Now, sourceIDs: map[string]int64{}}
+	db := &DB{Path: path, db: sqldb, now: opts.Now, sourceIDs: map[string]int64{}, held: h}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -108,6 +109,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if err != nil {
 		sqldb.Close()
+		h.release()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	db.ckpt = startCheckpointer(sql.OpenDB(connector(writerDSN, "")))
@@ -143,13 +145,17 @@ func OpenReadOnly(path string) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	h, err := holdFile(path, false)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
 	sqldb := sql.OpenDB(connector(dsn(path, BusyTimeout, "mode=ro&_query_only=1"), ""))
-	return checkReadable(&DB{Path: path, db: sqldb, readOnly: true, now: time.Now})
+	return checkReadable(&DB{Path: path, db: sqldb, readOnly: true, now: time.Now, held: h})
 }
 
 // OpenPrivate opens for reading a database file that nothing writes while
-// it is open: an unpacked archive, a snapshot being sealed, a merged
-// database, each in a private directory. SQLite then takes no locks on it
+// it is open: an unpacked archive or a merged database, each in a private
+// directory. SQLite then takes no locks on it
 // and never looks for a journal (immutable). A file others may write is
 // opened with OpenReadOnly. (Mapping it into memory instead of reading it
 // was no faster, and counted its pages in the process's RSS.)
@@ -169,6 +175,7 @@ func checkReadable(db *DB) (*DB, error) {
 	}
 	if err != nil {
 		db.db.Close()
+		db.held.release()
 		return nil, fmt.Errorf("open database %s: %w", db.Path, err)
 	}
 	return db, nil
@@ -198,7 +205,12 @@ func (db *DB) Close() error {
 		db.insert.Close()
 		db.insert = nil
 	}
-	return db.db.Close()
+	err := db.db.Close()
+	if rerr := db.held.release(); err == nil {
+		err = rerr
+	}
+	db.held = nil
+	return err
 }
 
 // SQL returns the underlying handle, for maintenance and user queries.
