@@ -27,7 +27,6 @@ type source struct {
 	from, to int64 // Unix ms
 	archive  *Archive
 	maxID    int64 // an archive's largest id, from its metadata
-	sealing  bool  // the live database's sealing table: a seal under way
 }
 
 // Scan calls fn with each record that f selects from the live database at
@@ -90,19 +89,26 @@ func Scan(ctx context.Context, dbPath string, f vibekit.Filter, o ReadOptions, f
 		maxArchived = max(maxArchived, m.MaxID)
 		sources = append(sources, source{from: af, to: at, archive: a, maxID: m.MaxID})
 	}
-	if view != nil && view.MaxID > 0 && view.MaxTs >= from && view.MinTs <= to {
-		sources = append(sources, source{from: view.MinTs, to: view.MaxTs})
-	}
-	if view != nil && view.Sealing && view.SealingMaxTs >= from && view.SealingMinTs <= to {
-		// Rows a seal under way moved aside, in no archive yet (or in one
-		// listed above, and then dropped by id like live rows).
-		sources = append(sources, source{from: view.SealingMinTs, to: view.SealingMaxTs, sealing: true})
+	if view != nil {
+		// The live rows; with a seal under way, those it moved aside too, in
+		// no archive yet (or in one listed above, and then dropped by id).
+		live, minTs, maxTs := view.MaxID > 0, view.MinTs, view.MaxTs
+		if view.Sealing {
+			if !live {
+				minTs, maxTs = view.SealingMinTs, view.SealingMaxTs
+			}
+			live = true
+			minTs, maxTs = min(minTs, view.SealingMinTs), max(maxTs, view.SealingMaxTs)
+		}
+		if live && maxTs >= from && minTs <= to {
+			sources = append(sources, source{from: minTs, to: maxTs})
+		}
 	}
 
 	page := f
 	page.Limit, page.Offset = 0, 0
 	out := &pager{fn: fn, offset: f.Offset, limit: f.Limit, liveAbove: maxArchived}
-	if len(sources) == 1 && sources[0].archive == nil && !sources[0].sealing && maxArchived == 0 {
+	if len(sources) == 1 && sources[0].archive == nil && maxArchived == 0 {
 		// Only the live database: let SQLite page.
 		return view.Scan(ctx, f, fn)
 	}
@@ -258,9 +264,6 @@ func (p *pager) emit(r *vibekit.Record, live bool) error {
 // sources by (timestamp, id).
 func scanGroup(ctx context.Context, g openedGroup, view *sqlite.View, f vibekit.Filter, out *pager) error {
 	scan := func(ctx context.Context, i int, fn func(*vibekit.Record) error) error {
-		if g.sources[i].sealing {
-			return view.ScanSealing(ctx, f, fn)
-		}
 		if g.dbs[i] == nil {
 			return view.Scan(ctx, f, fn)
 		}

@@ -57,13 +57,14 @@ func (db *DB) View(ctx context.Context) (*View, error) {
 }
 
 // Scan is DB.Scan within the view.
+// While a seal is under way, it reads the sealing table's rows too, in the
+// same order (one query: the view has one connection).
 func (v *View) Scan(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Record) error) error {
-	return scanOn(ctx, v.conn, "telemetry", f, fn)
-}
-
-// ScanSealing is Scan over the rows of the seal under way (see Sealing).
-func (v *View) ScanSealing(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Record) error) error {
-	return scanOn(ctx, v.conn, SealingTable, f, fn)
+	table := "telemetry"
+	if v.Sealing {
+		table = `(SELECT * FROM telemetry UNION ALL SELECT * FROM ` + SealingTable + `)`
+	}
+	return scanOn(ctx, v.conn, table, f, fn)
 }
 
 // Close ends the read transaction.
