@@ -114,27 +114,45 @@ func (m *Merged) Copy(ctx context.Context, src string, f vibekit.Filter, o CopyO
 		}
 		return res.RowsAffected()
 	}
-	added, err := copyFrom("telemetry")
-	if err != nil {
-		return 0, fmt.Errorf("merge %s: %w", src, err)
-	}
 	if o.Immutable {
-		return added, nil
-	}
-	// A live database in the middle of a seal: the rows its switch moved
-	// aside are in no archive yet. They are read after the telemetry table,
-	// so that a switch in between shows rows twice (kept once), not never;
-	// and a seal that finishes in between has put its archive in place.
-	var n int
-	if err := m.conn.QueryRowContext(ctx, `SELECT count(*) FROM src.sqlite_master WHERE type = 'table' AND name = '`+SealingTable+`'`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("merge %s: %w", src, err)
-	}
-	if n > 0 {
-		more, err := copyFrom(SealingTable)
-		if err != nil && !strings.Contains(err.Error(), "no such table") {
+		added, err := copyFrom("telemetry")
+		if err != nil {
 			return 0, fmt.Errorf("merge %s: %w", src, err)
 		}
-		added += more
+		return added, nil
+	}
+	// A live database: read in one transaction, so that both tables are
+	// read in one snapshot of it. In the middle of a seal, the rows its
+	// switch moved aside are in no archive yet: they are read too. (A seal
+	// that finishes after the snapshot has put its archive in place before,
+	// and the caller lists archives after.)
+	if _, err := m.conn.ExecContext(ctx, `BEGIN`); err != nil {
+		return 0, fmt.Errorf("merge %s: %w", src, err)
+	}
+	added, err := func() (int64, error) {
+		added, err := copyFrom("telemetry")
+		if err != nil {
+			return 0, err
+		}
+		var n int
+		if err := m.conn.QueryRowContext(ctx, `SELECT count(*) FROM src.sqlite_master WHERE type = 'table' AND name = '`+SealingTable+`'`).Scan(&n); err != nil {
+			return 0, err
+		}
+		if n > 0 {
+			more, err := copyFrom(SealingTable)
+			if err != nil {
+				return 0, err
+			}
+			added += more
+		}
+		return added, nil
+	}()
+	if err != nil {
+		m.conn.ExecContext(context.Background(), `ROLLBACK`)
+		return 0, fmt.Errorf("merge %s: %w", src, err)
+	}
+	if _, err := m.conn.ExecContext(ctx, `COMMIT`); err != nil {
+		return 0, fmt.Errorf("merge %s: %w", src, err)
 	}
 	return added, nil
 }
