@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
@@ -205,4 +207,47 @@ func TestSeal_TwoSealers(t *testing.T) {
 	}
 	archived, live := allRows(t, path)
 	checkExactly(t, archived, live, 200)
+}
+
+// TestRecover_PendingSealOfAnEarlierVersion: a seal recorded pending by a
+// version that deleted the sealed rows only in its last step has them all
+// in the telemetry table, no sealing table, and perhaps a complete archive:
+// it is rolled back (archive removed, rows live), and sealing works after.
+func TestRecover_PendingSealOfAnEarlierVersion(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	commitRows(t, db, 0, 300)
+	c, err := db.Contents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := filepath.Join(t.TempDir(), "snap.db")
+	if _, err := db.SQL().Exec(`VACUUM INTO ?`, snap); err != nil {
+		t.Fatal(err)
+	}
+	name := Name(db.Path, c.MinTs, c.MaxTs, 1)
+	os.MkdirAll(Dir(db.Path), 0o700)
+	if _, _, err := pack(ctx, snap, filepath.Join(Dir(db.Path), name), Meta{Seal: 1, Rows: c.Rows, MaxID: c.MaxID}, zstd.SpeedDefault, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL().Exec(`INSERT INTO vk_seals (id, archive, state, max_id, max_reject_id, rows, rejects, min_ts, max_ts, bytes, started, pid)
+		VALUES (1, ?, 'pending', ?, ?, ?, ?, ?, ?, 1, 1, 1)`, name, c.MaxID, c.MaxRejectID, c.Rows, c.Rejects, c.MinTs, c.MaxTs); err != nil {
+		t.Fatal(err)
+	}
+	s := &Sealer{DB: db}
+	if err := s.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	archived, live := allRows(t, db.Path)
+	if len(archived) != 0 || len(live) != 300 {
+		t.Errorf("after recovery: %d archived, %d live rows; want 0 and 300", len(archived), len(live))
+	}
+	if seals, _ := db.Seals(ctx); len(seals) != 0 {
+		t.Errorf("seals left: %+v", seals)
+	}
+	if _, err := s.Seal(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	archived, live = allRows(t, db.Path)
+	checkExactly(t, archived, live, 300)
 }

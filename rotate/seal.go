@@ -2,9 +2,7 @@ package rotate
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -362,6 +360,17 @@ func (s *Sealer) recover(ctx context.Context) error {
 // otherwise rolls it back: the archive, if any, is removed; the rows were
 // never deleted.
 func (s *Sealer) recoverSeal(ctx context.Context, seal sqlite.Seal) error {
+	if seal.Archive == "" || seal.Archive != filepath.Base(seal.Archive) {
+		return s.DB.AbortSeal(ctx, seal.ID) // no archive was named: none was made
+	}
+	// A seal recorded by a version that deleted the sealed rows only in its
+	// last transaction has them all still in the telemetry table and no
+	// sealing table: it is rolled back, its archive removed, and the rows
+	// are sealed again by the next seal.
+	moved, err := s.DB.Sealing(ctx)
+	if err != nil {
+		return err
+	}
 	path := filepath.Join(s.dir(), seal.Archive)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -370,7 +379,7 @@ func (s *Sealer) recoverSeal(ctx context.Context, seal sqlite.Seal) error {
 	if err != nil {
 		return err
 	}
-	if fi.Mode().IsRegular() {
+	if fi.Mode().IsRegular() && moved {
 		tmp, err := privateTemp("")
 		if err != nil {
 			return err
@@ -395,8 +404,4 @@ func (s *Sealer) recoverSeal(ctx context.Context, seal sqlite.Seal) error {
 	return s.DB.AbortSeal(ctx, seal.ID)
 }
 
-func randomHex() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+

@@ -104,8 +104,10 @@ func (p *Pin) Close() error {
 	if p == nil || p.db == nil {
 		return nil
 	}
-	p.conn.ExecContext(context.Background(), `ROLLBACK`)
-	p.conn.Close()
+	if p.conn != nil {
+		p.conn.ExecContext(context.Background(), `ROLLBACK`)
+		p.conn.Close()
+	}
 	err := p.db.Close()
 	p.db = nil
 	return err
@@ -242,6 +244,8 @@ func backfill(ctx context.Context, conn *sql.Conn, patience time.Duration) error
 			return err
 		}
 		switch {
+		case frames < 0 && busy == 0:
+			return errors.New("the database is not in WAL mode")
 		case busy == 0 && frames == copied:
 			return nil
 		case busy == 0, time.Now().After(deadline):
@@ -310,6 +314,16 @@ func moveTelemetry(tx *sql.Tx) (err error) {
 		}
 	}
 	return nil
+}
+
+// Sealing reports whether a seal under way has moved rows into the sealing
+// table.
+func (db *DB) Sealing(ctx context.Context) (bool, error) {
+	ok, err := hasSealing(ctx, db.db)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", db.Path, err)
+	}
+	return ok, nil
 }
 
 // quoteIdent quotes a name for SQL.
@@ -386,7 +400,9 @@ func (db *DB) AbortSeal(ctx context.Context, id int64) error {
 		}
 		if ok {
 			for _, q := range []string{
-				`INSERT INTO telemetry (` + recordColumns + `) SELECT ` + recordColumns + ` FROM ` + SealingTable + ` ORDER BY id`,
+				// The same columns, in the same order: the table was made
+				// from telemetry's own schema, columns a user added included.
+				`INSERT INTO telemetry SELECT * FROM ` + SealingTable + ` ORDER BY id`,
 				`DROP TABLE ` + SealingTable,
 			} {
 				if _, err := tx.Exec(q); err != nil {

@@ -200,3 +200,16 @@ func TestSwitch_ReaderHoldsWAL(t *testing.T) {
 		t.Errorf("the pin holds %d rows, want 100", pin.Rows)
 	}
 }
+
+// TestSwitch_CancelledContext: a switch whose context has ended fails,
+// changing nothing.
+func TestSwitch_CancelledContext(t *testing.T) {
+	db := MustOpen(t)
+	commitSealRows(t, db, 0, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := db.Switch(ctx, func(int64, Contents) string { return "a" }); err == nil {
+		t.Fatal("switch with an ended context: no error")
+	}
+	checkLiveRows(t, db, 0, 10)
+}
