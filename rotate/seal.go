@@ -403,5 +403,3 @@ func (s *Sealer) recoverSeal(ctx context.Context, seal sqlite.Seal) error {
 	syncDir(s.dir())
 	return s.DB.AbortSeal(ctx, seal.ID)
 }
-
-
