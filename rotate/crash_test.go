@@ -251,3 +251,34 @@ func TestRecover_PendingSealOfAnEarlierVersion(t *testing.T) {
 	archived, live = allRows(t, db.Path)
 	checkExactly(t, archived, live, 300)
 }
+
+// TestRecover_SwitchedBeforeNamed: a crash between the switch and the
+// naming of its archive leaves a pending seal with no archive name and the
+// rows in the sealing table: recovery puts them back and forgets the seal.
+func TestRecover_SwitchedBeforeNamed(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	commitRows(t, db, 0, 300)
+	_, pin, err := db.Switch(ctx, func(int64, sqlite.Contents) string { return "a" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin.Close()
+	if _, err := db.SQL().Exec(`UPDATE vk_seals SET archive = '', rows = 0`); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(Dir(db.Path), 0o700)
+	if err := (&Sealer{DB: db}).Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	archived, live := allRows(t, db.Path)
+	if len(archived) != 0 || len(live) != 300 {
+		t.Errorf("after recovery: %d archived, %d live rows; want 0 and 300", len(archived), len(live))
+	}
+	if seals, _ := db.Seals(ctx); len(seals) != 0 {
+		t.Errorf("seals left: %+v", seals)
+	}
+	if fi, err := os.Stat(Dir(db.Path)); err != nil || !fi.IsDir() {
+		t.Errorf("archives/ is gone: %v", err)
+	}
+}

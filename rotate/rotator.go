@@ -3,6 +3,7 @@ package rotate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,7 +46,15 @@ type Rotator struct {
 	retryAt time.Time // no seal before then, after a failed or skipped one
 	final   sync.Once // the seal at Close
 	stats   Stats
+	// Since when seals have been put off by a reader holding the WAL, and
+	// whether that was reported.
+	walBusySince time.Time
+	walReported  bool
 }
+
+// WALBusyReport is how long seals may be put off by readers holding the WAL
+// before OnError hears of it.
+const WALBusyReport = time.Minute
 
 // Stats is what a Rotator did.
 type Stats struct {
@@ -162,6 +171,9 @@ func (r *Rotator) seal() {
 	res, err := r.sealer.Seal(r.ctx, r.o.MaxBytes)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !errors.Is(err, sqlite.ErrWALBusy) {
+		r.walBusySince, r.walReported = time.Time{}, false
+	}
 	switch {
 	case err == nil:
 		r.stats.Seals++
@@ -173,8 +185,19 @@ func (r *Rotator) seal() {
 		r.retryAt = r.o.Now().Add(100 * time.Millisecond)
 	case errors.Is(err, sqlite.ErrWALBusy):
 		// A reader that began before the latest commits: it is done in
-		// seconds, as a rule.
-		r.retryAt = r.o.Now().Add(500 * time.Millisecond)
+		// seconds, as a rule. Past WALBusyReport, once, the caller hears of
+		// it: the database grows past its limit meanwhile.
+		now := r.o.Now()
+		r.retryAt = now.Add(500 * time.Millisecond)
+		if r.walBusySince.IsZero() {
+			r.walBusySince = now
+		}
+		if waited := now.Sub(r.walBusySince); waited >= WALBusyReport && !r.walReported {
+			r.walReported = true
+			r.mu.Unlock()
+			r.report(fmt.Errorf("seal put off for %v, and still waiting: a reader of the database that began before the latest commits still holds the WAL, and the database grows past its limit meanwhile", waited.Round(time.Second)))
+			r.mu.Lock()
+		}
 	default:
 		r.retryAt = r.o.Now().Add(10 * time.Second)
 		r.mu.Unlock()

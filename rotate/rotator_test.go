@@ -2,9 +2,12 @@ package rotate
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
 // clock is a settable clock for retention tests.
@@ -90,4 +93,65 @@ func TestRotator_SealsPastTheLimit(t *testing.T) {
 	r.Close()
 	archived, live := allRows(t, db.Path)
 	checkExactly(t, archived, live, n)
+}
+
+// TestRotator_ReportsAReaderHoldingTheWAL: a reader whose snapshot is older
+// than the latest commits keeps the seal off; after WALBusyReport the
+// caller hears of it, once, and the seal goes through once the reader is
+// done.
+func TestRotator_ReportsAReaderHoldingTheWAL(t *testing.T) {
+	db := MustOpen(t)
+	clk := &clock{}
+	clk.Set(time.UnixMilli(baseTs))
+	var mu sync.Mutex
+	var reports []error
+	r := New(db, Options{MaxBytes: 64 << 10, Now: clk.Now, OnError: func(err error) {
+		mu.Lock()
+		reports = append(reports, err)
+		mu.Unlock()
+	}})
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	commitRows(t, db, 0, 100)
+	ro, err := sqlite.OpenReadOnly(db.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	v, err := ro.View(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitRows(t, db, 100, 600) // past the limit, and past the reader's snapshot
+	attempt := func() {
+		r.AfterCommit()
+		waitFor(t, "the seal attempt", func() bool { return !r.busy.Load() })
+	}
+	got := func() []error {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]error(nil), reports...)
+	}
+	for _, at := range []time.Duration{0, 30 * time.Second, 59 * time.Second} {
+		clk.Set(time.UnixMilli(baseTs).Add(at))
+		attempt()
+	}
+	if n := len(got()); n != 0 || r.Stats().Seals != 0 {
+		t.Fatalf("before a minute: %d reports, %d seals; want none", n, r.Stats().Seals)
+	}
+	for _, at := range []time.Duration{61 * time.Second, 90 * time.Second} {
+		clk.Set(time.UnixMilli(baseTs).Add(at))
+		attempt()
+	}
+	if rs := got(); len(rs) != 1 || !strings.Contains(rs[0].Error(), "reader") {
+		t.Fatalf("after a minute: reports %v, want one about the reader", rs)
+	}
+	v.Close()
+	clk.Set(time.UnixMilli(baseTs).Add(2 * time.Minute))
+	attempt()
+	if r.Stats().Seals != 1 {
+		t.Errorf("%d seals once the reader is done, want 1", r.Stats().Seals)
+	}
 }

@@ -114,10 +114,20 @@ func (db *DB) Prune(ctx context.Context, before time.Time) (rows, rejects int64,
 			}
 		}
 	}
-	// Spans whose rows are all gone say nothing any more.
+	// Spans whose rows are all gone say nothing any more; but while a seal
+	// is under way, rows of theirs may be in the sealing table, and go back
+	// if the seal is rolled back: those spans wait for the next pass.
 	if rows > 0 {
-		if _, err := db.db.ExecContext(ctx, `DELETE FROM vk_spans
-			WHERE NOT EXISTS (SELECT 1 FROM telemetry WHERE id BETWEEN vk_spans.first_id AND vk_spans.last_id)`); err != nil {
+		err := db.inTx(ctx, func(tx *sql.Tx) error {
+			sealing, err := hasSealing(ctx, tx)
+			if err != nil || sealing {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `DELETE FROM vk_spans
+				WHERE NOT EXISTS (SELECT 1 FROM telemetry WHERE id BETWEEN vk_spans.first_id AND vk_spans.last_id)`)
+			return err
+		})
+		if err != nil {
 			return rows, rejects, fmt.Errorf("prune spans: %w", err)
 		}
 	}

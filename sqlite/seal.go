@@ -170,15 +170,22 @@ func (db *DB) switchTables(ctx context.Context, s *Seal, name func(int64, Conten
 		return pin, err
 	}
 
+	// The switch is committed with an fsync of the WAL: the archive put in
+	// place later must never outlive, after a power loss, the record of
+	// its seal.
+	if _, err := db.db.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+		return pin, err
+	}
+	defer db.db.ExecContext(context.Background(), `PRAGMA synchronous = NORMAL`)
 	tx, err := db.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: writers wait from here
 	if err != nil {
 		return pin, err
 	}
 	locked := time.Now()
 	defer tx.Rollback()
-	var maxID, maxReject int64
+	var sealedID, sealedReject int64
 	if err := tx.QueryRow(`SELECT count(*) FILTER (WHERE state = 'pending'), coalesce(max(max_id), 0), coalesce(max(max_reject_id), 0) FROM vk_seals`).
-		Scan(&pending, &maxID, &maxReject); err != nil {
+		Scan(&pending, &sealedID, &sealedReject); err != nil {
 		return pin, err
 	}
 	if pending > 0 {
@@ -186,17 +193,19 @@ func (db *DB) switchTables(ctx context.Context, s *Seal, name func(int64, Conten
 	}
 	// The first read of the pin fixes its snapshot: the state this
 	// transaction starts from. The pin is taken before the rest of the WAL
-	// is copied, so that its snapshot ends in the WAL: a checkpoint then
-	// stops at it and returns at once, rather than trying, after every
-	// commit until the pin is closed, to copy frames it may not.
+	// is copied, so that its snapshot ends in the WAL (unless nothing was
+	// committed since the copy before): a checkpoint then stops at it at
+	// once, rather than trying, after every commit until the pin is closed,
+	// to copy frames it may not. Only what the switch needs is read with
+	// writers held, each in O(log n); the rest of the pin's contents after.
 	if _, err := conn.ExecContext(ctx, `BEGIN DEFERRED`); err != nil {
 		return pin, err
 	}
-	c, err := contentsOf(ctx, conn)
-	if err != nil {
+	var maxID, maxReject int64
+	if err := conn.QueryRowContext(ctx, `SELECT coalesce((SELECT max(id) FROM telemetry), 0), coalesce((SELECT max(id) FROM vk_rejects), 0)`).
+		Scan(&maxID, &maxReject); err != nil {
 		return pin, err
 	}
-	pin.Contents = c
 	if err := backfill(ctx, ckpt, 16*time.Millisecond); err != nil {
 		return pin, err
 	}
@@ -206,27 +215,38 @@ func (db *DB) switchTables(ctx context.Context, s *Seal, name func(int64, Conten
 	if err := conn.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pin.PageSize); err != nil {
 		return pin, err
 	}
-	s.Contents, s.Bytes = c, pin.Pages*pin.PageSize
-
-	if (c.Rows == 0 && c.Rejects == 0) || (c.MaxID <= maxID && c.MaxRejectID <= maxReject) {
+	s.Bytes = pin.Pages * pin.PageSize
+	if maxID <= sealedID && maxReject <= sealedReject {
 		return pin, ErrNothingToSeal
 	}
 	if err := moveTelemetry(tx); err != nil {
 		return pin, err
 	}
+	// Recorded with no archive name until its contents are known: a crash
+	// before that leaves a pending seal with no archive, rolled back.
 	err = tx.QueryRow(`INSERT INTO vk_seals (archive, state, max_id, max_reject_id, rows, rejects, min_ts, max_ts, bytes, started, pid)
-		VALUES ('', 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		c.MaxID, c.MaxRejectID, c.Rows, c.Rejects, c.MinTs, c.MaxTs, s.Bytes, s.Started.UnixMilli(), s.PID).Scan(&s.ID)
+		VALUES ('', 'pending', ?, ?, 0, 0, NULL, NULL, ?, ?, ?) RETURNING id`,
+		maxID, maxReject, s.Bytes, s.Started.UnixMilli(), s.PID).Scan(&s.ID)
 	if err != nil {
-		return pin, err
-	}
-	s.Archive = name(s.ID, c)
-	if _, err := tx.Exec(`UPDATE vk_seals SET archive = ? WHERE id = ?`, s.Archive, s.ID); err != nil {
 		return pin, err
 	}
 	err = tx.Commit()
 	pin.Held = time.Since(locked)
-	return pin, err
+	if err != nil {
+		return pin, err
+	}
+
+	c, err := contentsOf(ctx, conn)
+	if err != nil {
+		return pin, err
+	}
+	pin.Contents, s.Contents = c, c
+	s.Archive = name(s.ID, c)
+	if _, err := db.db.ExecContext(ctx, `UPDATE vk_seals SET archive = ?, rows = ?, rejects = ?, min_ts = ?, max_ts = ? WHERE id = ?`,
+		s.Archive, c.Rows, c.Rejects, c.MinTs, c.MaxTs, s.ID); err != nil {
+		return pin, err
+	}
+	return pin, nil
 }
 
 // backfill copies the WAL into the database file, on conn, which is in no
