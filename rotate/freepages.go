@@ -27,10 +27,12 @@ type imageReader struct {
 	pageSize int64
 	size     int64 // pages * pageSize
 	off      int64
-	hdr      [100]byte // the header as the archive has it
-	free     []bool    // by page number: a free-list leaf
-	tails    []int64   // by page number: where a trunk's unused tail starts, 0 if not a trunk
+	hdr      [100]byte       // the header as the archive has it
+	free     []uint64        // bit per page number: a free-list leaf
+	tails    map[int64]int64 // by trunk page number: where its unused tail starts
 }
+
+func (r *imageReader) isFree(pg int64) bool { return r.free[pg/64]&(1<<(pg%64)) != 0 }
 
 // newImageReader reads the free list of the pinned file f of pages pages.
 func newImageReader(f *os.File, pages, pageSize int64) (*imageReader, error) {
@@ -42,7 +44,7 @@ func newImageReader(f *os.File, pages, pageSize int64) (*imageReader, error) {
 		return nil, fmt.Errorf("the file's page size %d is not the database's %d", ps, pageSize)
 	}
 	r := &imageReader{f: f, pageSize: pageSize, size: pages * pageSize, hdr: hdr,
-		free: make([]bool, pages+1), tails: make([]int64, pages+1)}
+		free: make([]uint64, pages/64+1), tails: map[int64]int64{}}
 	r.hdr[18], r.hdr[19] = 1, 1                             // rollback journal
 	binary.BigEndian.PutUint32(r.hdr[28:32], uint32(pages)) // the page count,
 	copy(r.hdr[92:96], r.hdr[24:28])                        // valid for this change counter
@@ -51,7 +53,7 @@ func newImageReader(f *os.File, pages, pageSize int64) (*imageReader, error) {
 	page := make([]byte, pageSize)
 	var seen int64
 	for trunk != 0 {
-		if trunk < 2 || trunk > pages || seen > count || r.tails[trunk] != 0 {
+		if _, again := r.tails[trunk]; trunk < 2 || trunk > pages || seen > count || again {
 			return nil, errors.New("free list out of bounds")
 		}
 		if _, err := f.ReadAt(page, (trunk-1)*pageSize); err != nil {
@@ -68,7 +70,7 @@ func newImageReader(f *os.File, pages, pageSize int64) (*imageReader, error) {
 			if leaf < 2 || leaf > pages {
 				return nil, errors.New("free-list leaf out of bounds")
 			}
-			r.free[leaf] = true
+			r.free[leaf/64] |= 1 << (leaf % 64)
 		}
 		trunk = int64(binary.BigEndian.Uint32(page[0:4]))
 	}
@@ -102,11 +104,10 @@ func (r *imageReader) clear(p []byte, off int64) {
 		pg := i + 1
 		lo := max(i*r.pageSize, off) - off
 		hi := min((i+1)*r.pageSize, off+int64(len(p))) - off
-		switch {
-		case r.free[pg]:
+		if r.isFree(pg) {
 			clear(p[lo:hi])
-		case r.tails[pg] > 0:
-			if t := i*r.pageSize + r.tails[pg] - off; t < hi {
+		} else if tail, ok := r.tails[pg]; ok {
+			if t := i*r.pageSize + tail - off; t < hi {
 				clear(p[max(t, lo):hi])
 			}
 		}

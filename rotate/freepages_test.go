@@ -64,6 +64,13 @@ func TestImage(t *testing.T) {
 			t.Fatalf("free page %d is not zero", p)
 		}
 	}
+	for _, p := range trunks {
+		page := b[(p-1)*pin.PageSize : p*pin.PageSize]
+		used := 8 + 4*int64(binary.BigEndian.Uint32(page[4:8]))
+		if !bytes.Equal(page[used:], zero[used:]) {
+			t.Fatalf("the unused tail of free-list trunk page %d is not zero", p)
+		}
+	}
 	img := filepath.Join(t.TempDir(), "image.db")
 	if err := os.WriteFile(img, b, 0o600); err != nil {
 		t.Fatal(err)

@@ -229,20 +229,25 @@ func compressFrames(ctx context.Context, r io.Reader, w io.Writer, level zstd.En
 	}
 	todo := make(chan *job)
 	inOrder := make(chan *job, workers+1)
-	var encErr error
 	encs := make([]*zstd.Encoder, workers)
 	for i := range encs {
-		encs[i], encErr = getEncoder(level)
-		if encErr != nil {
-			return encErr
+		enc, err := getEncoder(level)
+		if err != nil {
+			for _, e := range encs[:i] {
+				putEncoder(level, e)
+			}
+			return err
 		}
-		defer putEncoder(level, encs[i])
+		encs[i] = enc
+	}
+	for _, enc := range encs {
+		defer putEncoder(level, enc)
 		go func(enc *zstd.Encoder) {
 			for j := range todo {
 				j.out = enc.EncodeAll(j.in, j.out[:0])
 				j.done <- struct{}{}
 			}
-		}(encs[i])
+		}(enc)
 	}
 	writeErr := make(chan error, 1)
 	go func() {

@@ -235,11 +235,12 @@ func (s *Sealer) finish(ctx context.Context, id int64) (time.Duration, error) {
 }
 
 // verifyAgainst reads the archive back from disk and checks that it holds
-// the snapshot pack compressed: the frames pack wrote, each ending in the
+// the database pack compressed: the frames pack wrote, each ending in the
 // checksum of its content, in order and nothing else; and that they
-// decompress, as a stream, to the snapshot's size, the decoder checking
-// each frame's content against its checksum. The snapshot itself is not
-// read again. As it passed integrity_check, so does the archive, unpacked.
+// decompress, as a stream, to the database's size, the decoder checking
+// each frame's content against its checksum. The database itself is not
+// read again: the archive unpacks to it byte for byte. (No integrity_check
+// runs when sealing; vibekit telemetry check --archives runs it.)
 func verifyAgainst(ctx context.Context, archive string, want framing) error {
 	f, err := openArchive(archive)
 	if err != nil {

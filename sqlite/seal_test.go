@@ -128,9 +128,11 @@ func TestSwitch(t *testing.T) {
 	if tables != 0 || spans != 0 || rejects != 0 || done != 1 {
 		t.Errorf("after finishing: sealing table %d, %d sealed spans, %d sealed rejects, %d seals done; want 0, 0, 0, 1", tables, spans, rejects, done)
 	}
-	if _, _, err := db.Switch(ctx, func(int64, Contents) string { return "c" }); err != nil {
-		t.Errorf("the next switch: %v", err)
+	_, next, err := db.Switch(ctx, func(int64, Contents) string { return "c" })
+	if err != nil {
+		t.Fatalf("the next switch: %v", err)
 	}
+	next.Close()
 }
 
 // TestAbortSeal: rolling back a switched seal puts its rows back beside the
