@@ -27,12 +27,54 @@ func rejectsWhere(f *vibekit.Filter) (string, []any) {
 	return where(&vibekit.Filter{From: f.From, To: f.To})
 }
 
+// liveTables are the tables that hold live rows: telemetry, and the sealing
+// table while a seal is under way (its rows go back to telemetry if the
+// seal is rolled back), aliased so that filters apply to it as they are.
+func liveTables(ctx context.Context, q querier) ([]string, error) {
+	tables := []string{"telemetry"}
+	sealing, err := hasSealing(ctx, q)
+	if sealing {
+		tables = append(tables, SealingTable+` AS telemetry`)
+	}
+	return tables, err
+}
+
+// deleteLive deletes the live rows that f selects, in tx.
+func deleteLive(ctx context.Context, tx *sql.Tx, f *vibekit.Filter) (int64, error) {
+	tables, err := liveTables(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	w, args := where(f)
+	var deleted int64
+	for _, t := range tables {
+		res, err := tx.ExecContext(ctx, `DELETE FROM `+t+w, args...)
+		if err != nil {
+			return deleted, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return deleted, err
+		}
+		deleted += n
+	}
+	return deleted, nil
+}
+
 // CountClear counts the rows that Clear(f) would delete.
 func (db *DB) CountClear(ctx context.Context, f vibekit.Filter) (Counts, error) {
 	var c Counts
-	w, args := where(&f)
-	if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM telemetry`+w, args...).Scan(&c.Events); err != nil {
+	tables, err := liveTables(ctx, db.db)
+	if err != nil {
 		return c, fmt.Errorf("count rows: %w", err)
+	}
+	w, args := where(&f)
+	for _, t := range tables {
+		var n int64
+		if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+t+w, args...).Scan(&n); err != nil {
+			return c, fmt.Errorf("count rows: %w", err)
+		}
+		c.Events += n
 	}
 	if onlyTime(&f) {
 		w, args := rejectsWhere(&f)
@@ -55,12 +97,8 @@ func (db *DB) Clear(ctx context.Context, f vibekit.Filter) (Counts, error) {
 		return c, errors.New("clear: a limit or offset does not apply")
 	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		w, args := where(&f)
-		res, err := tx.ExecContext(ctx, `DELETE FROM telemetry`+w, args...)
-		if err != nil {
-			return err
-		}
-		if c.Events, err = res.RowsAffected(); err != nil {
+		var err error
+		if c.Events, err = deleteLive(ctx, tx, &f); err != nil {
 			return err
 		}
 		if onlyTime(&f) {

@@ -215,3 +215,35 @@ func TestSwitch_CancelledContext(t *testing.T) {
 	}
 	checkLiveRows(t, db, 0, 10)
 }
+
+// TestClear_DuringSeal: while a seal is under way (or left pending by a
+// crash), clear and its count reach the rows in the sealing table too, so a
+// rolled-back seal brings none of them back.
+func TestClear_DuringSeal(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	commitSealRows(t, db, 0, 100) // sessions s0..s9
+	seal, pin, err := db.Switch(ctx, func(int64, Contents) string { return "a" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin.Close()
+	commitSealRows(t, db, 100, 120) // s10, s11
+	f := vibekit.Filter{SessionIDs: []string{"s3", "s11"}}
+	if n, err := db.CountClear(ctx, f); err != nil || n.Events != 20 {
+		t.Errorf("CountClear = %+v, %v; want 20 events", n, err)
+	}
+	if n, err := db.Clear(ctx, f); err != nil || n.Events != 20 {
+		t.Errorf("Clear = %+v, %v; want 20 events", n, err)
+	}
+	if err := db.AbortSeal(ctx, seal.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetEvents(ctx, vibekit.Filter{SessionIDs: []string{"s3", "s11"}})
+	if err != nil || len(got) != 0 {
+		t.Errorf("after the rollback: %d cleared rows are back (%v)", len(got), err)
+	}
+	if all, _ := db.GetEvents(ctx, vibekit.Filter{}); len(all) != 100 {
+		t.Errorf("%d rows after the rollback, want 100", len(all))
+	}
+}

@@ -71,24 +71,8 @@ func (db *DB) DeleteUserData(ctx context.Context, key, value string, d Deletion)
 			return err
 		}
 		defer tx.Rollback()
-		w, args := where(&f)
-		tables := []string{"telemetry"}
-		// Rows a seal under way moved aside, if a crash left one pending.
-		if ok, err := hasSealing(ctx, tx); err != nil {
+		if out.Events, err = deleteLive(ctx, tx, &f); err != nil {
 			return err
-		} else if ok {
-			tables = append(tables, SealingTable+` AS telemetry`)
-		}
-		for _, t := range tables {
-			res, err := tx.ExecContext(ctx, `DELETE FROM `+t+w, args...)
-			if err != nil {
-				return err
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			out.Events += n
 		}
 		var requested sql.NullInt64
 		if !d.Requested.IsZero() {
