@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -32,6 +33,9 @@ type Deleted struct {
 // copy of the rows may be left in one without saying so.
 func (s *Sealer) DeleteRows(ctx context.Context, f vibekit.Filter, wait time.Duration) (Deleted, error) {
 	var out Deleted
+	if _, err := os.Stat(s.dir()); errors.Is(err, fs.ErrNotExist) {
+		return out, s.Recover(ctx) // never sealed: no archive, and no archives/ to create
+	}
 	unlock, err := s.lockWait(ctx, wait)
 	if err != nil {
 		return out, err
