@@ -238,17 +238,11 @@ func TestRecover_PendingSealOfAnEarlierVersion(t *testing.T) {
 	if err := s.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
-	archived, live := allRows(t, db.Path)
-	if len(archived) != 0 || len(live) != 300 {
-		t.Errorf("after recovery: %d archived, %d live rows; want 0 and 300", len(archived), len(live))
-	}
-	if seals, _ := db.Seals(ctx); len(seals) != 0 {
-		t.Errorf("seals left: %+v", seals)
-	}
+	assertRolledBack(t, db, 300)
 	if _, err := s.Seal(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	archived, live = allRows(t, db.Path)
+	archived, live := allRows(t, db.Path)
 	checkExactly(t, archived, live, 300)
 }
 
@@ -271,14 +265,21 @@ func TestRecover_SwitchedBeforeNamed(t *testing.T) {
 	if err := (&Sealer{DB: db}).Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
-	archived, live := allRows(t, db.Path)
-	if len(archived) != 0 || len(live) != 300 {
-		t.Errorf("after recovery: %d archived, %d live rows; want 0 and 300", len(archived), len(live))
-	}
-	if seals, _ := db.Seals(ctx); len(seals) != 0 {
-		t.Errorf("seals left: %+v", seals)
-	}
+	assertRolledBack(t, db, 300)
 	if fi, err := os.Stat(Dir(db.Path)); err != nil || !fi.IsDir() {
 		t.Errorf("archives/ is gone: %v", err)
+	}
+}
+
+// assertRolledBack checks that recovery rolled a seal back: the n rows all
+// live, none archived, no seal recorded.
+func assertRolledBack(t *testing.T, db *sqlite.DB, n int) {
+	t.Helper()
+	archived, live := allRows(t, db.Path)
+	if len(archived) != 0 || len(live) != n {
+		t.Errorf("after recovery: %d archived, %d live rows; want 0 and %d", len(archived), len(live), n)
+	}
+	if seals, _ := db.Seals(context.Background()); len(seals) != 0 {
+		t.Errorf("seals left: %+v", seals)
 	}
 }
