@@ -235,6 +235,11 @@ func (db *DB) switchTables(ctx context.Context, s *Seal, name func(int64, Conten
 	if err != nil {
 		return pin, err
 	}
+	// Writers' commits go back to synchronous=NORMAL at once (the deferred
+	// reset is for the ways out before this).
+	if _, err := db.db.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return pin, err
+	}
 
 	c, err := contentsOf(ctx, conn)
 	if err != nil {
