@@ -87,7 +87,7 @@ func newDeleteUserDataCommand(e *env) *ffcli.Command {
 	return &ffcli.Command{
 		Name:       "delete-user-data",
 		ShortUsage: "vibekit telemetry delete-user-data USER_ID [flags]",
-		ShortHelp:  "delete every event of one user, leaving no copy in the WAL",
+		ShortHelp:  "delete every event of one user, archives included, leaving no copy behind",
 		LongHelp: `Deletes every event whose metadata field --user-key (default userId) holds
 USER_ID: the guide's db.deleteUserData(userId, {reason, requestId}). The
 deletion is recorded in the vk_deletions table (field, reason, request id,
@@ -98,8 +98,10 @@ such events is unpacked into a private temporary directory, the events
 deleted there and the file vacuumed, and the archive packed, verified and
 put in place of the old one. A seal under way is waited for.
 
-SQLite's secure_delete overwrites the deleted rows with zeros, and a
-checkpoint then empties the WAL, so no copy is left in either file. If
+SQLite's secure_delete overwrites the deleted rows with zeros, VACUUM then
+rewrites the database without its free pages (which may hold older copies,
+from a seal or a prune), and a checkpoint empties the WAL, so no copy is
+left in either file. If
 another process holds the database open, the WAL cannot be emptied: the
 command says so and exits 1; run it again when the database is idle.
 
