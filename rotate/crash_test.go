@@ -253,7 +253,7 @@ func TestRecover_SwitchedBeforeNamed(t *testing.T) {
 	ctx := context.Background()
 	db := MustOpen(t)
 	commitRows(t, db, 0, 300)
-	_, pin, err := db.Switch(ctx, func(int64, sqlite.Contents) string { return "a" })
+	seal, pin, err := db.Switch(ctx, func(int64, sqlite.Contents) string { return "a" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,13 +261,22 @@ func TestRecover_SwitchedBeforeNamed(t *testing.T) {
 	if _, err := db.SQL().Exec(`UPDATE vk_seals SET archive = '', rows = 0`); err != nil {
 		t.Fatal(err)
 	}
+	// A power loss can keep the archive and lose the name: the archive of
+	// that seal number goes too.
 	os.MkdirAll(Dir(db.Path), 0o700)
+	orphan := filepath.Join(Dir(db.Path), Name(db.Path, baseTs, baseTs+299_000, seal.ID))
+	if err := os.WriteFile(orphan, []byte("an archive"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := (&Sealer{DB: db}).Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
 	assertRolledBack(t, db, 300)
 	if fi, err := os.Stat(Dir(db.Path)); err != nil || !fi.IsDir() {
 		t.Errorf("archives/ is gone: %v", err)
+	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("the archive of the unnamed seal is left: %v", err)
 	}
 }
 
@@ -279,7 +288,7 @@ func assertRolledBack(t *testing.T, db *sqlite.DB, n int) {
 	if len(archived) != 0 || len(live) != n {
 		t.Errorf("after recovery: %d archived, %d live rows; want 0 and %d", len(archived), len(live), n)
 	}
-	if seals, _ := db.Seals(context.Background()); len(seals) != 0 {
-		t.Errorf("seals left: %+v", seals)
+	if seals, err := db.Seals(context.Background()); err != nil || len(seals) != 0 {
+		t.Errorf("seals left: %+v, %v", seals, err)
 	}
 }

@@ -78,6 +78,18 @@ type Result struct {
 	Finish   time.Duration // how long the finish held writers
 }
 
+// processAlive reports whether a process pid is running (this one included).
+func processAlive(pid int64) bool {
+	if pid <= 0 {
+		return false
+	}
+	if pid == int64(os.Getpid()) {
+		return true
+	}
+	err := syscall.Kill(int(pid), 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
 // lock takes the seal lock, an flock on archives/.lock: the kernel drops it
 // when the process dies, so a crash never leaves it held.
 func (s *Sealer) lock() (func(), error) {
@@ -309,12 +321,15 @@ func Verify(ctx context.Context, path, tmpDir string, lim Limits) (sqlite.Conten
 func (s *Sealer) Recover(ctx context.Context) error {
 	if _, err := os.Stat(s.dir()); errors.Is(err, fs.ErrNotExist) {
 		// Never sealed here: nothing to finish, and no archives/ to create.
+		// A pending seal is rolled back if the process that began it is
+		// gone: a live one may be another process's first seal, which
+		// made archives/ just after the look above.
 		seals, err := s.DB.Seals(ctx)
 		if err != nil {
 			return err
 		}
 		for _, seal := range seals {
-			if seal.State == sqlite.SealPending {
+			if seal.State == sqlite.SealPending && !processAlive(seal.PID) {
 				return s.DB.AbortSeal(ctx, seal.ID) // its archive is gone with the directory
 			}
 		}
@@ -362,7 +377,22 @@ func (s *Sealer) recover(ctx context.Context) error {
 // never deleted.
 func (s *Sealer) recoverSeal(ctx context.Context, seal sqlite.Seal) error {
 	if seal.Archive == "" || seal.Archive != filepath.Base(seal.Archive) {
-		return s.DB.AbortSeal(ctx, seal.ID) // no archive was named: none was made
+		// Its name was not recorded, so its archive cannot be in place;
+		// but after a power loss that lost the name, one with its seal
+		// number may be: it goes, as the rows go back.
+		as, err := List(s.DB.Path)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			if a.Seq == seal.ID && a.Err == nil {
+				if err := os.Remove(a.Path); err != nil {
+					return err
+				}
+				syncDir(s.dir())
+			}
+		}
+		return s.DB.AbortSeal(ctx, seal.ID)
 	}
 	// A seal recorded by a version that deleted the sealed rows only in its
 	// last transaction has them all still in the telemetry table and no

@@ -24,6 +24,7 @@ var held struct {
 
 type heldFile struct {
 	f     *os.File
+	extra []*os.File // other descriptors of the file, closed with f
 	inode [2]uint64
 	paths []string
 	refs  int
@@ -42,13 +43,19 @@ func holdFile(path string, create bool) (*heldFile, error) {
 		held.byPath = map[string]*heldFile{}
 		held.byInode = map[[2]uint64]*heldFile{}
 	}
+	fi, statErr := os.Stat(abs)
 	if h := held.byPath[abs]; h != nil {
-		h.refs++
-		return h, nil
+		if statErr == nil && inodeOf(fi) == h.inode {
+			h.refs++
+			return h, nil
+		}
+		// Another file now has that name (the one held was renamed or
+		// removed): the name no longer leads to the held one.
+		delete(held.byPath, abs)
 	}
 	// The same file under another name: found by its inode, without
 	// opening it again.
-	if fi, err := os.Stat(abs); err == nil {
+	if statErr == nil {
 		if h := held.byInode[inodeOf(fi)]; h != nil {
 			h.refs++
 			h.paths = append(h.paths, abs)
@@ -64,10 +71,20 @@ func holdFile(path string, create bool) (*heldFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
+	fi, err = f.Stat()
 	if err != nil {
 		f.Close() // no connection of ours has it yet
 		return nil, err
+	}
+	if h := held.byInode[inodeOf(fi)]; h != nil {
+		// It was put at this name between the look above and the open
+		// (renamed from a name held): the descriptor just opened must stay
+		// open while the file is in use, so it is kept with the hold.
+		h.refs++
+		h.extra = append(h.extra, f)
+		h.paths = append(h.paths, abs)
+		held.byPath[abs] = h
+		return h, nil
 	}
 	h := &heldFile{f: f, inode: inodeOf(fi), paths: []string{abs}, refs: 1}
 	held.byPath[abs] = h
@@ -87,9 +104,14 @@ func (h *heldFile) release() error {
 		return nil
 	}
 	for _, p := range h.paths {
-		delete(held.byPath, p)
+		if held.byPath[p] == h {
+			delete(held.byPath, p)
+		}
 	}
 	delete(held.byInode, h.inode)
+	for _, f := range h.extra {
+		f.Close()
+	}
 	return h.f.Close()
 }
 

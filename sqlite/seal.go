@@ -235,22 +235,20 @@ func (db *DB) switchTables(ctx context.Context, s *Seal, name func(int64, Conten
 	if err != nil {
 		return pin, err
 	}
-	// Writers' commits go back to synchronous=NORMAL at once (the deferred
-	// reset is for the ways out before this).
-	if _, err := db.db.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
-		return pin, err
-	}
-
 	c, err := contentsOf(ctx, conn)
 	if err != nil {
 		return pin, err
 	}
 	pin.Contents, s.Contents = c, c
 	s.Archive = name(s.ID, c)
+	// Fsynced too: the archive of that name is put in place later.
 	if _, err := db.db.ExecContext(ctx, `UPDATE vk_seals SET archive = ?, rows = ?, rejects = ?, min_ts = ?, max_ts = ? WHERE id = ?`,
 		s.Archive, c.Rows, c.Rejects, c.MinTs, c.MaxTs, s.ID); err != nil {
 		return pin, err
 	}
+	// Writers' commits go back to synchronous=NORMAL at once (the deferred
+	// reset is for the ways out before this).
+	db.db.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`)
 	return pin, nil
 }
 

@@ -64,8 +64,9 @@ var (
 	// ErrReadOnly: a write to a Store opened with Config.ReadOnly.
 	ErrReadOnly = errors.New("telemetry: store is read-only")
 	// ErrWALNotScrubbed: DeleteUserData deleted the rows, but another
-	// process kept the WAL from being emptied; call it again later.
-	ErrWALNotScrubbed = errors.New("telemetry: deleted, but another process kept the WAL from being emptied")
+	// process kept the database from being rewritten without its free
+	// pages, or the WAL from being emptied; call it again later.
+	ErrWALNotScrubbed = errors.New("telemetry: deleted, but another process kept the free pages or the WAL from being scrubbed")
 )
 
 // Defaults of Config, as the guide sets them.

@@ -167,7 +167,7 @@ Examples:
 			}
 			fmt.Fprintln(e.stdout, ".")
 			if !d.WALScrubbed {
-				return fmt.Errorf("delete-user-data: another process has %s open, so its WAL may still hold copies of the deleted rows: run this command again when the database is idle", wf.db)
+				return fmt.Errorf("delete-user-data: another process has %s open, so its free pages or its WAL may still hold copies of the deleted rows: run this command again when the database is idle", wf.db)
 			}
 			return store.Close()
 		},
