@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -21,35 +20,44 @@ type Deleted struct {
 	Archives []string // the archives rewritten, by name
 }
 
-// DeleteRows deletes the rows that f selects from every archive of the
-// database, for a user's deletion request. It takes the seal lock, waiting
-// up to wait for a seal under way, and finishes or rolls back a seal that a
-// crash left; then it rewrites each archive that holds such rows: unpacked
-// into a private temporary directory, the rows deleted there with
-// secure_delete on and the file vacuumed, packed into a temp file beside the
-// archive, verified, and renamed over it. The archive keeps its name, seal
-// and ids; its metadata gives its rows and time range after. A crash leaves
-// each archive whole, old or new. An archive it cannot read stops it: no
-// copy of the rows may be left in one without saying so.
-func (s *Sealer) DeleteRows(ctx context.Context, f vibekit.Filter, wait time.Duration) (Deleted, error) {
-	var out Deleted
-	if _, err := os.Stat(s.dir()); errors.Is(err, fs.ErrNotExist) {
-		return out, s.Recover(ctx) // never sealed: no archive, and no archives/ to create
-	}
+// Exclusive runs fn with the seal lock held, so that no seal runs in this
+// or another process meanwhile, after finishing or rolling back a seal that
+// a crash left: the rows fn sees are each in the telemetry table or in an
+// archive, none in the middle of a seal, and a change fn makes to the live
+// rows cannot miss a copy that a seal is making of them. It waits up to
+// wait for a seal under way. Deleting user data and clear run in it.
+func (s *Sealer) Exclusive(ctx context.Context, wait time.Duration, fn func() error) error {
 	unlock, err := s.lockWait(ctx, wait)
 	if err != nil {
-		return out, err
+		return err
 	}
 	defer unlock()
+	s.exclusive = true
+	defer func() { s.exclusive = false }()
 	if err := s.recover(ctx); err != nil {
-		return out, err
+		return err
+	}
+	return fn()
+}
+
+// DeleteRows deletes the rows that f selects from every archive of the
+// database, for a user's deletion request; it runs within Exclusive. Each
+// archive that holds such rows is rewritten: unpacked into a private
+// temporary directory, the rows deleted there with secure_delete on and the
+// file vacuumed, packed into a temp file beside the archive, verified, and
+// renamed over it. The archive keeps its name, seal and ids; its metadata
+// gives its rows and time range after. A crash leaves each archive whole,
+// old or new. An archive it cannot read stops it (no copy of the rows may
+// be left in one without saying so); what it deleted before is returned
+// with the error.
+func (s *Sealer) DeleteRows(ctx context.Context, f vibekit.Filter) (Deleted, error) {
+	var out Deleted
+	if !s.exclusive {
+		return out, errors.New("delete rows from archives: not within Exclusive")
 	}
 	archives, err := List(s.DB.Path)
-	if err != nil {
+	if err != nil || len(archives) == 0 {
 		return out, err
-	}
-	if len(archives) == 0 {
-		return out, nil
 	}
 	tmp, err := privateTemp("")
 	if err != nil {

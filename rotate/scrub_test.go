@@ -53,8 +53,11 @@ func TestDeleteRows(t *testing.T) {
 	}
 	third, _ := os.ReadFile(before[2].Path)
 
-	got, err := s.DeleteRows(ctx, sqlite.UserFilter("userId", "u7"), time.Second)
-	if err != nil {
+	var got Deleted
+	if err := s.Exclusive(ctx, time.Second, func() (err error) {
+		got, err = s.DeleteRows(ctx, sqlite.UserFilter("userId", "u7"))
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if got.Rows != 67 || len(got.Archives) != 2 || got.Archives[0] != before[0].Name || got.Archives[1] != before[1].Name {
@@ -95,16 +98,25 @@ func TestDeleteRows(t *testing.T) {
 	if rows != 300-67 {
 		t.Errorf("%d rows left in the archives, want %d", rows, 300-67)
 	}
-	// Nothing left to delete: nothing rewritten.
-	if again, err := s.DeleteRows(ctx, sqlite.UserFilter("userId", "u7"), time.Second); err != nil || again.Rows != 0 || len(again.Archives) != 0 {
+	// Nothing left to delete: nothing rewritten. And only within Exclusive.
+	var again Deleted
+	err = s.Exclusive(ctx, time.Second, func() (err error) {
+		again, err = s.DeleteRows(ctx, sqlite.UserFilter("userId", "u7"))
+		return err
+	})
+	if err != nil || again.Rows != 0 || len(again.Archives) != 0 {
 		t.Errorf("second DeleteRows = %+v, %v", again, err)
+	}
+	if _, err := s.DeleteRows(ctx, sqlite.UserFilter("userId", "u7")); err == nil {
+		t.Error("DeleteRows outside Exclusive: no error")
 	}
 	assertNoTempFiles(t, Dir(db.Path))
 }
 
-// TestDeleteRows_WaitsForASeal: while another sealer holds the seal lock,
-// DeleteRows waits for it, and gives up with ErrLocked after its wait.
-func TestDeleteRows_WaitsForASeal(t *testing.T) {
+// TestExclusive_WaitsForASeal: while another sealer holds the seal lock,
+// Exclusive waits for it, and gives up with ErrLocked after its wait; fn
+// runs only with the lock held.
+func TestExclusive_WaitsForASeal(t *testing.T) {
 	dbPath, _ := sealedTwice(t)
 	db := MustOpenPath(t, dbPath)
 	holder := &Sealer{DB: db}
@@ -113,9 +125,10 @@ func TestDeleteRows_WaitsForASeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &Sealer{DB: db}
+	ran := false
 	began := time.Now()
-	if _, err := s.DeleteRows(context.Background(), sqlite.UserFilter("userId", "x"), 200*time.Millisecond); err != ErrLocked {
-		t.Errorf("DeleteRows with the lock held elsewhere: %v, want ErrLocked", err)
+	if err := s.Exclusive(context.Background(), 200*time.Millisecond, func() error { ran = true; return nil }); err != ErrLocked || ran {
+		t.Errorf("Exclusive with the lock held elsewhere: %v, ran %v; want ErrLocked, not run", err, ran)
 	}
 	if waited := time.Since(began); waited < 200*time.Millisecond {
 		t.Errorf("gave up after %v, before its wait of 200ms", waited)
@@ -126,8 +139,16 @@ func TestDeleteRows_WaitsForASeal(t *testing.T) {
 		unlock()
 		close(released)
 	}()
-	if _, err := s.DeleteRows(context.Background(), sqlite.UserFilter("userId", "x"), time.Minute); err != nil {
-		t.Errorf("DeleteRows after the lock is released: %v", err)
+	err = s.Exclusive(context.Background(), time.Minute, func() error {
+		ran = true
+		// Held now: another sealer cannot take it.
+		if _, err := (&Sealer{DB: db}).lock(); err != ErrLocked {
+			t.Errorf("within Exclusive, another lock: %v, want ErrLocked", err)
+		}
+		return nil
+	})
+	if err != nil || !ran {
+		t.Errorf("Exclusive after the lock is released: %v, ran %v", err, ran)
 	}
 	<-released
 }

@@ -57,6 +57,8 @@ type Sealer struct {
 	// Hook, when set, is called after each step. It is for tests, which kill
 	// the process there to prove the seal crash-safe.
 	Hook func(Step)
+
+	exclusive bool // within Exclusive
 }
 
 func (s *Sealer) hook(st Step) {

@@ -539,8 +539,12 @@ func (s *Store) Clear(ctx context.Context, f ClearFilter) (int64, error) {
 	}
 	var n sqlite.Counts
 	err = s.write(func(db *sqlite.DB) (err error) {
-		n, err = db.Clear(ctx, vf)
-		return err
+		// Under the seal lock: rows a seal under way is archiving would be
+		// counted as cleared and kept in the archive all the same.
+		return (&rotate.Sealer{DB: db}).Exclusive(ctx, time.Minute, func() (err error) {
+			n, err = db.Clear(ctx, vf)
+			return err
+		})
 	})
 	return n.Events, err
 }
@@ -660,12 +664,16 @@ func (s *Store) DeleteUserData(ctx context.Context, userID string, req DeletionR
 	var d sqlite.Deleted
 	var archived rotate.Deleted
 	f := sqlite.UserFilter(s.cfg.UserIDField, userID)
-	err := s.write(func(db *sqlite.DB) (err error) {
-		if archived, err = (&rotate.Sealer{DB: db}).DeleteRows(ctx, f, time.Minute); err != nil {
-			return err
-		}
-		d, err = db.DeleteUserData(ctx, s.cfg.UserIDField, userID, sqlite.Deletion{Reason: req.Reason, RequestID: req.RequestID, Requested: req.Time, Archived: archived.Rows})
-		return err
+	err := s.write(func(db *sqlite.DB) error {
+		// Archives, then the live rows, under the seal lock: a seal that
+		// began in between would archive rows this deletes.
+		sealer := &rotate.Sealer{DB: db}
+		return sealer.Exclusive(ctx, time.Minute, func() error {
+			var err, lerr error
+			archived, err = sealer.DeleteRows(ctx, f)
+			d, lerr = db.DeleteUserData(ctx, s.cfg.UserIDField, userID, sqlite.Deletion{Reason: req.Reason, RequestID: req.RequestID, Requested: req.Time, Archived: archived.Rows})
+			return errors.Join(err, lerr)
+		})
 	})
 	if err == nil && !d.WALScrubbed {
 		err = ErrWALNotScrubbed

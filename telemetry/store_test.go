@@ -413,9 +413,6 @@ func TestStore_UserData(t *testing.T) {
 	if got, _ := s.ExportUserData(ctx, "u1"); len(got) != 0 {
 		t.Errorf("after deletion, ExportUserData(u1) = %v", ids(got))
 	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(s.Path()), "archives")); !os.IsNotExist(err) {
-		t.Errorf("a store never sealed has an archives directory after a deletion: %v", err)
-	}
 	nested := MustOpen(t, Config{UserIDField: "user.id"})
 	seed(t, nested)
 	if got, err := nested.ExportUserData(ctx, "7"); err != nil || !reflect.DeepEqual(ids(got), []int64{4}) {

@@ -9,6 +9,8 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/rotate"
+	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
 func newClearCommand(e *env) *ffcli.Command {
@@ -85,9 +87,15 @@ Examples:
 					}
 				}
 			}
-			n, err := store.Clear(ctx, filter)
-			if err != nil {
+			// Under the seal lock: rows a seal under way is archiving would
+			// be counted as cleared and kept in the archive all the same.
+			var n sqlite.Counts
+			err = (&rotate.Sealer{DB: store}).Exclusive(ctx, time.Minute, func() (err error) {
+				n, err = store.Clear(ctx, filter)
 				return err
+			})
+			if err != nil {
+				return errf("clear", err)
 			}
 			msg := "Deleted " + plural(n.Events, "event")
 			if n.Rejects > 0 {

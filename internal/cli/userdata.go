@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -150,16 +151,21 @@ Examples:
 					return err
 				}
 			}
+			// Archives, then the live rows, under the seal lock: a seal that
+			// began in between would archive rows this deletes.
 			var archived rotate.Deleted
-			if len(archives) > 0 {
-				sealer := &rotate.Sealer{DB: store, Limits: archiveLimits(maxMB)}
-				if archived, err = sealer.DeleteRows(ctx, f, time.Minute); err != nil {
-					return errf("delete-user-data", err)
-				}
-			}
-			d, err := store.DeleteUserData(ctx, key, user, sqlite.Deletion{Reason: reason, RequestID: request, Requested: e.now(), Archived: archived.Rows})
+			var d sqlite.Deleted
+			sealer := &rotate.Sealer{DB: store, Limits: archiveLimits(maxMB)}
+			err = sealer.Exclusive(ctx, time.Minute, func() error {
+				archived, err = sealer.DeleteRows(ctx, f)
+				// What went from archives is recorded with the live rows,
+				// even if an archive stopped the rest.
+				var lerr error
+				d, lerr = store.DeleteUserData(ctx, key, user, sqlite.Deletion{Reason: reason, RequestID: request, Requested: e.now(), Archived: archived.Rows})
+				return errors.Join(err, lerr)
+			})
 			if err != nil {
-				return err
+				return errf("delete-user-data", err)
 			}
 			fmt.Fprintf(e.stdout, "Deleted %s of %s=%s", plural(d.Events+archived.Rows, "event"), key, user)
 			if len(archived.Archives) > 0 {
