@@ -64,23 +64,28 @@ func deleteLive(ctx context.Context, tx *sql.Tx, f *vibekit.Filter) (int64, erro
 // CountClear counts the rows that Clear(f) would delete.
 func (db *DB) CountClear(ctx context.Context, f vibekit.Filter) (Counts, error) {
 	var c Counts
-	tables, err := liveTables(ctx, db.db)
+	// One read transaction: the tables as of one moment, a switch or not.
+	err := db.snapshot(ctx, func(conn *sql.Conn) error {
+		tables, err := liveTables(ctx, conn)
+		if err != nil {
+			return err
+		}
+		w, args := where(&f)
+		for _, t := range tables {
+			var n int64
+			if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+t+w, args...).Scan(&n); err != nil {
+				return err
+			}
+			c.Events += n
+		}
+		if onlyTime(&f) {
+			w, args := rejectsWhere(&f)
+			return conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM vk_rejects`+w, args...).Scan(&c.Rejects)
+		}
+		return nil
+	})
 	if err != nil {
-		return c, fmt.Errorf("count rows: %w", err)
-	}
-	w, args := where(&f)
-	for _, t := range tables {
-		var n int64
-		if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+t+w, args...).Scan(&n); err != nil {
-			return c, fmt.Errorf("count rows: %w", err)
-		}
-		c.Events += n
-	}
-	if onlyTime(&f) {
-		w, args := rejectsWhere(&f)
-		if err := db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM vk_rejects`+w, args...).Scan(&c.Rejects); err != nil {
-			return c, fmt.Errorf("count rejects: %w", err)
-		}
+		return Counts{}, fmt.Errorf("count rows: %w", err)
 	}
 	return c, nil
 }

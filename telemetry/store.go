@@ -233,11 +233,13 @@ func (s *Store) ensureOpen() error {
 func (s *Store) prune(ctx context.Context, db *sqlite.DB, days int) (int64, error) {
 	now := s.cfg.Now()
 	before := now.AddDate(0, 0, -days)
-	n, err := db.Clear(ctx, vibekit.Filter{To: before.Add(-time.Millisecond)}) // strictly older
+	// As vibekit-pipe's retention: the telemetry table and rejects, not the
+	// rows a seal under way in another process is archiving.
+	rows, rejects, err := db.Prune(ctx, before) // strictly older
 	if err != nil {
 		return 0, err
 	}
-	return n.Events, db.RecordPrune(ctx, sqlite.PruneResult{Time: now, Before: before, Rows: n.Events, Rejects: n.Rejects})
+	return rows, db.RecordPrune(ctx, sqlite.PruneResult{Time: now, Before: before, Rows: rows, Rejects: rejects})
 }
 
 // Close closes the database. A closed store returns ErrClosed.
