@@ -285,7 +285,7 @@ func verifyAgainst(ctx context.Context, archive string, want framing) error {
 	}
 	_, n, err := decode(ctx, archive, Limits{MaxBytes: want.size}, io.Discard)
 	if err == nil && n != want.size {
-		err = bad(fmt.Errorf("unpacks to %d bytes, the snapshot has %d", n, want.size))
+		err = bad(fmt.Errorf("unpacks to %d bytes, the sealed database has %d", n, want.size))
 	}
 	return err
 }
