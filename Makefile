@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build demo test bench vet fmt clean
+.PHONY: all build demo test bench fixtures vet fmt clean
 
 all: build
 
@@ -30,6 +30,11 @@ test:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s . ./sqlite ./reader ./redact ./jq ./internal/cli
 	$(GO) run ./tools/vkbench -bin $(BIN) -n 1000000 -out docs/BENCHMARKS.md
+
+# Run the real agent CLIs (npm) offline against tools/modelstub and keep their output,
+# transcripts and ccusage's reports as fixtures in testdata/agents/real/.
+fixtures:
+	tools/capture/capture.sh
 
 fmt:
 	gofmt -w .

@@ -122,6 +122,7 @@ type reply struct {
 	Status   int             `json:"status,omitempty"` // an HTTP error instead of an answer (529, 500, 429)
 	Error    json.RawMessage `json:"error,omitempty"`  // the error body with Status
 	Delay    string          `json:"delay,omitempty"`  // wait this long before answering (a Go duration)
+	Repeat   bool            `json:"repeat,omitempty"` // answer every matching request, not only the first
 }
 
 type toolCall struct {
@@ -159,7 +160,7 @@ func (s *server) next(body []byte) (reply, int, int) {
 	s.n++
 	for i, r := range s.replies {
 		if !s.used[i] && (r.Match == "" || strings.Contains(string(body), r.Match)) {
-			s.used[i] = true
+			s.used[i] = !r.Repeat
 			return r, i, s.n
 		}
 	}
@@ -199,7 +200,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if api != "" {
 		rep, idx, n = s.next(body)
 	}
-	s.record(r, body, api, idx, n)
+	s.record(r, req.Model, body, api, idx, n)
 	if s.bodies != "" && api != "" {
 		os.WriteFile(fmt.Sprintf("%s/%d.json", s.bodies, n), body, 0o600)
 	}
@@ -254,12 +255,12 @@ func (s *server) other(w http.ResponseWriter, r *http.Request) {
 	http.NotFound(w, r)
 }
 
-func (s *server) record(r *http.Request, body []byte, api string, idx, n int) {
+func (s *server) record(r *http.Request, model string, body []byte, api string, idx, n int) {
 	if s.log == nil {
 		return
 	}
 	line, _ := json.Marshal(map[string]any{
-		"n": n, "api": api, "reply": idx, "method": r.Method, "path": r.URL.Path,
+		"n": n, "api": api, "model": model, "reply": idx, "method": r.Method, "path": r.URL.Path,
 		"query": r.URL.RawQuery, "bytes": len(body),
 	})
 	s.mu.Lock()
