@@ -2,6 +2,8 @@ package jq
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -19,7 +21,9 @@ import (
 //	$agent, $mode, $prompt, $sandbox, $repo
 //	          the flags (--agent, --mode, --prompt, --sandbox-id, --repo-url),
 //	          null when not given
-var MapVars = []string{"$session", "$agent", "$mode", "$prompt", "$sandbox", "$repo"}
+//	$run      an id of this run of the program over one input, unique per
+//	          Mapper: the scope of the running totals an agent prints
+var MapVars = []string{"$session", "$agent", "$mode", "$prompt", "$sandbox", "$repo", "$run"}
 
 // CompileMap compiles a map program (a --map expression or a preset).
 func CompileMap(src string) (*Program, error) { return Compile(src, MapVars...) }
@@ -32,6 +36,7 @@ type MapOptions struct {
 	Prompt    string
 	SandboxID string
 	RepoURL   string
+	Run       string // $run; "" gives a random id
 }
 
 // Limits that keep a Mapper's memory bounded whatever the input.
@@ -108,11 +113,16 @@ func NewMapper(p *Program, o MapOptions) *Mapper {
 	if agent == "" {
 		agent = "unknown"
 	}
+	if o.Run == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		o.Run = hex.EncodeToString(b[:])
+	}
 	return &Mapper{
 		run: p.NewRunner(),
 		o:   o,
 		vars: []any{o.Session, optional(o.Agent), optional(o.Mode), optional(o.Prompt),
-			optional(o.SandboxID), optional(o.RepoURL)},
+			optional(o.SandboxID), optional(o.RepoURL), o.Run},
 		cur:   vibekit.Record{SessionID: o.Session, AgentType: agent, Mode: o.Mode, SandboxID: o.SandboxID, RepoURL: o.RepoURL},
 		open:  map[string]*openSession{},
 		tools: map[string]string{},

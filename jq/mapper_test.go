@@ -24,6 +24,9 @@ func mapLines(t testing.TB, src string, o MapOptions, lines []string, status str
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.Run == "" {
+		o.Run = "run-1" // $run is random otherwise
+	}
 	m := NewMapper(p, o)
 	defer m.Close()
 	var recs []vibekit.Record

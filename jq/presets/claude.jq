@@ -16,6 +16,18 @@
 #                 whole message follows them
 #   other         a stream row holding the message, its kind the message type
 #
+# It reads Claude Code's transcripts too (~/.claude/projects/*/*.jsonl, one
+# line per content block): their lines name the session as sessionId and
+# carry their own timestamp, which the rows take.
+#
+# Usage, for `vibekit telemetry usage`, goes in metadata.tokens (see the usage
+# package): the end row of a result carries modelUsage, a running total of
+# this process ($run) with the agent's own cost per model; the first row of a
+# transcript's assistant line carries that API call's usage, keyed by its
+# message id and request id, so the lines that repeat it count once. A stream
+# assistant message's usage is not final (it is the usage when the message
+# started), so only the result's totals count for a live stream.
+#
 # Variables: $session is the current session id (the last one a record
 # carried, --session before any); $agent, $mode, $prompt, $sandbox, $repo are
 # the flags, null when not given. Fields a record leaves out take the current
@@ -30,25 +42,60 @@ def content_text:
   elif . == null then null
   else tojson end;
 
-(.session_id // $session) as $sid
+# A model name without Claude Code's context-window suffix ("[1m]").
+def model_name: if type == "string" and endswith("]") then sub("\\[[^\\]]*\\]$"; "") else . end;
+# The usage of one API call (a transcript's assistant line).
+def call_tokens:
+  .message.usage as $u
+  | {model: .message.model, input: $u.input_tokens, output: $u.output_tokens,
+     cacheCreation: $u.cache_creation_input_tokens, cacheRead: $u.cache_read_input_tokens,
+     key: "\(.message.id):\(.requestId)", project: .cwd};
+# A result's running totals, per model, with the agent's own cost.
+def result_tokens:
+  if (.modelUsage | type) == "object" and (.modelUsage | length) > 0 then
+    .uuid as $uuid
+    | [.modelUsage | to_entries[]
+       | {model: (.key | model_name), input: .value.inputTokens, output: .value.outputTokens,
+          cacheCreation: .value.cacheCreationInputTokens, cacheRead: .value.cacheReadInputTokens,
+          costUSD: .value.costUSD, scope: $run}
+         + (if $uuid then {key: "\($uuid):\(.key)"} else {} end)]
+  elif (.usage | type) == "object" then
+    [{model: null, input: .usage.input_tokens, output: .usage.output_tokens,
+      cacheCreation: .usage.cache_creation_input_tokens, cacheRead: .usage.cache_read_input_tokens,
+      costUSD: .total_cost_usd, scope: $run} + (if .uuid then {key: .uuid} else {} end)]
+  else null
+  end;
+
+(.session_id // .sessionId // $session) as $sid
 | (if .parent_tool_use_id then {parent_tool_use_id} else null end) as $parent
 # Metadata every row of the message carries: its parent tool use (a
 # subagent's message) and an assistant message's error. Usually none.
 | ($parent + (if .type == "assistant" and .error then {error} else null end)) as $extra
+# A transcript line's own time.
+| (if (.timestamp | type) == "string" then {timestamp} else {} end) as $time
 | def row($type; $data; $meta):
     {sessionId: $sid, eventType: $type, agentType: agent, streamData: $data,
-     metadata: (if $extra then $meta + $extra else $meta end)};
+     metadata: (if $extra then $meta + $extra else $meta end)} + $time;
 
 if .type == "system" and .subtype == "init" then
   {sessionId: $sid, eventType: "start", agentType: agent, prompt: $prompt,
    metadata: ({kind: "init", model, cwd, permissionMode, tools, mcp_servers, claude_code_version} | drop_nulls)}
 
 elif .type == "assistant" then
-  .message.content[]?
-  | if .type == "text" then row("stream"; .text; {kind: "text"})
-    elif .type == "tool_use" then row("stream"; .input | tojson; {kind: "tool_use", tool: .name, tool_use_id: .id})
-    elif .type == "thinking" then row("stream"; .thinking; {kind: "thinking"})
-    else row("stream"; tojson; {kind: .type})
+  (if .message.model then {model: .message.model} else {} end) as $model
+  | (if .requestId and (.message.usage | type) == "object" then {tokens: call_tokens} else {} end) as $tokens
+  | .message.content as $content
+  | if ($content | type) != "array" or ($content | length) == 0 then
+      if $tokens != {} then row("stream"; null; {kind: "empty"} + $model + $tokens) else empty end
+    else
+      range($content | length) as $i
+      | (if $i == 0 then $model + $tokens else $model end) as $meta
+      | $content[$i]
+      | if .type == "text" then row("stream"; .text; {kind: "text"} + $meta)
+        elif .type == "tool_use" then row("stream"; .input | tojson; {kind: "tool_use", tool: .name, tool_use_id: .id} + $meta)
+        elif .type == "thinking" then row("stream"; .thinking; {kind: "thinking"} + $meta)
+        else row("stream"; tojson; {kind: .type} + $meta)
+        end
     end
 
 elif .type == "user" then
@@ -67,8 +114,13 @@ elif .type == "user" then
 
 elif .type == "result" then
   (.is_error == true or .subtype != "success") as $failed
-  | ({status: (if $failed then (if .subtype == "success" then "error" else .subtype end) else "success" end),
-      duration_ms, duration_api_ms, num_turns, total_cost_usd, usage, modelUsage} | drop_nulls)
+  | ({status: (if $failed then
+                (if .subtype != "success" then .subtype
+                 elif .api_error_status then "api_error_\(.api_error_status)"
+                 else "error" end)
+              else "success" end),
+      duration_ms, duration_api_ms, num_turns, total_cost_usd, usage, modelUsage,
+      api_error_status, tokens: result_tokens} | drop_nulls)
     + (if (.permission_denials | length) > 0 then {permission_denials} else {} end)
     + (if (.errors | length) > 0 then {errors} else {} end)
     as $meta

@@ -67,8 +67,10 @@ scenario() {
 # fixtures; its standard input is $stdin (default /dev/null).
 run() {
   { printf '%q ' "${@}" | sed "s|$bin/||; s|$addr|STUB|"; echo; } >> "$dir/command.txt"
-  local rc=0
-  (cd "$proj" && HOME="$home" "$@" < "${stdin:-/dev/null}") >> "$dir/stdout.ndjson" 2>> "$work/$name/stderr.txt" || rc=$?
+  local rc=0 out="$dir/stdout.ndjson" n
+  n=1; [ -f "$dir/exit.txt" ] && n=$(($(wc -l < "$dir/exit.txt") + 1))
+  [ "$n" -gt 1 ] && out="$dir/stdout.$n.ndjson"
+  (cd "$proj" && HOME="$home" "$@" < "${stdin:-/dev/null}") > "$out" 2>> "$work/$name/stderr.txt" || rc=$?
   echo "$rc" >> "$dir/exit.txt"
 }
 
@@ -181,6 +183,15 @@ claude_budget() {
   stop_stub; keep_home .claude/projects; ccusage_reports
 }
 
+# A request whose prompt is over 200k tokens, on a 1M-context model: the
+# long-context rates apply.
+claude_long_context() {
+  scenario claude-long-context
+  run $(claude_env) "$bin/claude" -p "read everything" --session-id "$(sid 9)" --model "$sonnet[1m]" \
+    --output-format stream-json --verbose
+  stop_stub; keep_home .claude/projects; ccusage_reports
+}
+
 # codex_config MODEL: point Codex at the stub, with no retries so that a
 # failure shows at once.
 codex_config() {
@@ -256,7 +267,7 @@ gemini_failed() {
   stop_stub; keep_home .gemini/tmp
 }
 
-all=(claude_tools claude_multiturn claude_resume claude_subagent claude_overloaded claude_max_turns claude_denied claude_budget
+all=(claude_tools claude_multiturn claude_resume claude_subagent claude_overloaded claude_max_turns claude_denied claude_budget claude_long_context
   codex_tools codex_resume codex_failed codex_old codex_old_failed gemini_tools gemini_json gemini_failed)
 
 install_agents

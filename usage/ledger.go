@@ -1,0 +1,170 @@
+// Package usage accounts for what agent runs used and cost: tokens by kind
+// and model, each API call counted once (by the agent's own ids) and each
+// running total the agent reports counted by its increases, priced with the
+// agent's own figure where it gives one and from a dated table otherwise.
+package usage
+
+import (
+	"math"
+	"time"
+)
+
+// Tokens are token counts by kind. Input excludes the cached kinds, as
+// Anthropic reports it; Reasoning is the part of Output spent on reasoning,
+// as OpenAI and Gemini report it.
+type Tokens struct {
+	Input         int64 `json:"inputTokens"`
+	Output        int64 `json:"outputTokens"`
+	CacheCreation int64 `json:"cacheCreationTokens"`
+	CacheRead     int64 `json:"cacheReadTokens"`
+	Reasoning     int64 `json:"reasoningTokens"`
+}
+
+// Total is every token, once: reasoning is inside output.
+func (t Tokens) Total() int64 {
+	return sat(sat(sat(t.Input, t.Output), t.CacheCreation), t.CacheRead)
+}
+
+func (t Tokens) add(u Tokens) Tokens {
+	return Tokens{sat(t.Input, u.Input), sat(t.Output, u.Output), sat(t.CacheCreation, u.CacheCreation),
+		sat(t.CacheRead, u.CacheRead), sat(t.Reasoning, u.Reasoning)}
+}
+
+// less reports whether any count of t is below u's: a running total that
+// went down was reset (a new process, /clear).
+func (t Tokens) less(u Tokens) bool {
+	return t.Input < u.Input || t.Output < u.Output || t.CacheCreation < u.CacheCreation ||
+		t.CacheRead < u.CacheRead || t.Reasoning < u.Reasoning
+}
+
+func (t Tokens) sub(u Tokens) Tokens {
+	return Tokens{t.Input - u.Input, t.Output - u.Output, t.CacheCreation - u.CacheCreation,
+		t.CacheRead - u.CacheRead, t.Reasoning - u.Reasoning}
+}
+
+// sat adds without wrapping: a hostile count saturates at the int64 maximum.
+func sat(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// CostSource says where a cost comes from.
+type CostSource string
+
+// The sources of a cost. An unpriced entry's cost is unknown, not zero.
+const (
+	CostAgent    CostSource = "agent"    // the agent reported it
+	CostComputed CostSource = "computed" // from the price table
+	CostUnpriced CostSource = "unpriced" // a model the table does not have
+)
+
+// Entry is one piece of usage as an agent reported it: one API call, or a
+// running total.
+type Entry struct {
+	Agent   string
+	Session string
+	Project string
+	Time    time.Time
+	Model   string
+	Tokens  Tokens
+	// Cost is the agent's own figure, when HasCost; else it is computed.
+	Cost    float64
+	HasCost bool
+	// Key is the agent's own id of the API call (Claude: message id and
+	// request id); an entry whose key was seen is counted once.
+	Key string
+	// Scope, when set, makes Tokens and Cost a running total over the scope
+	// (Claude: one process's result messages; Codex: a thread): what counts is
+	// its increase over the scope's last total of the same model, or the whole
+	// total after a decrease (a reset).
+	Scope string
+	// Flagged says a count was out of range (negative, fractional, beyond
+	// int64) and was clamped.
+	Flagged bool
+}
+
+// Item is an Entry as the reports count it: the increase it brings, priced.
+type Item struct {
+	Entry
+	Source CostSource
+}
+
+// Ledger turns entries into items: it drops repeated API calls, takes running
+// totals by their increases, and prices what the agent did not.
+type Ledger struct {
+	prices *Prices
+	seen   map[string]struct{}
+	totals map[scopeKey]running
+	items  []Item
+	// reported holds the sessions with an agent's running total: their
+	// per-call entries (a transcript of the same run) are not counted again.
+	reported map[sessionKey]bool
+}
+
+type sessionKey struct{ agent, session string }
+
+type scopeKey struct{ agent, session, scope, model string }
+
+type running struct {
+	tokens Tokens
+	cost   float64
+}
+
+// NewLedger returns an empty ledger pricing with p (DefaultPrices if nil).
+func NewLedger(p *Prices) *Ledger {
+	if p == nil {
+		p = DefaultPrices()
+	}
+	return &Ledger{prices: p, seen: map[string]struct{}{}, totals: map[scopeKey]running{},
+		reported: map[sessionKey]bool{}}
+}
+
+// Add counts e, in the order the agent wrote it.
+func (l *Ledger) Add(e Entry) {
+	if e.Key != "" {
+		k := e.Agent + "\x00" + e.Key
+		if _, dup := l.seen[k]; dup {
+			return
+		}
+		l.seen[k] = struct{}{}
+	}
+	if e.Scope != "" {
+		l.reported[sessionKey{e.Agent, e.Session}] = true
+		k := scopeKey{e.Agent, e.Session, e.Scope, e.Model}
+		last, ok := l.totals[k]
+		l.totals[k] = running{e.Tokens, e.Cost}
+		if ok && !e.Tokens.less(last.tokens) && e.Cost >= last.cost {
+			e.Tokens = e.Tokens.sub(last.tokens)
+			e.Cost -= last.cost
+		}
+	}
+	if e.Tokens == (Tokens{}) && e.Cost == 0 && !e.Flagged {
+		return // nothing used: Claude Code's "<synthetic>" error messages, say
+	}
+	item := Item{Entry: e}
+	switch price, _, ok := l.prices.Lookup(e.Model); {
+	case e.HasCost:
+		item.Source = CostAgent
+	case ok:
+		item.Cost, item.Source = price.Cost(e.Tokens), CostComputed
+	default:
+		item.Cost, item.Source = 0, CostUnpriced
+	}
+	l.items = append(l.items, item)
+}
+
+// Items returns what the reports count, in the order it was added. Where a
+// session has the agent's own running totals, those stand for the session and
+// its per-call entries are left out: both describe the same API calls.
+func (l *Ledger) Items() []Item {
+	out := make([]Item, 0, len(l.items))
+	for _, it := range l.items {
+		if it.Scope == "" && l.reported[sessionKey{it.Agent, it.Session}] {
+			continue
+		}
+		out = append(out, it)
+	}
+	return out
+}
