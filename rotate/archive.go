@@ -98,7 +98,9 @@ const ownerLen = 8
 // name they are in time order (of their oldest row), a time filter can
 // skip an archive without opening it, and two databases' seals never
 // choose one name.
-var nameRE = regexp.MustCompile(`^(.+)-(\d{8}T\d{6}\.\d{3}Z)-(\d{8}T\d{6}\.\d{3}Z)-(\d{6,})-([0-9a-f]{8})\.db\.zst$`)
+// Names without the owner part are those of earlier versions: they are
+// listed, so that readers can say why they leave them out.
+var nameRE = regexp.MustCompile(`^(.+)-(\d{8}T\d{6}\.\d{3}Z)-(\d{8}T\d{6}\.\d{3}Z)-(\d{6,})(?:-([0-9a-f]{8}))?\.db\.zst$`)
 
 // exampleName is an archive name, for messages and help.
 const exampleName = "telemetry-20261127T140102.000Z-20261127T150312.999Z-000003-1f2e3d4c.db.zst"
@@ -237,7 +239,38 @@ func Owned(dbPath, id string) ([]Archive, error) {
 	for i := range as {
 		as[i].claim(id)
 	}
-	return as, nil
+	return append(as, legacy(dbPath)...), nil
+}
+
+// LegacyDir is the directory beside the database that earlier versions
+// sealed every database of the directory into.
+const LegacyDir = "archives"
+
+// legacy returns the archives of the database at dbPath that an earlier
+// version left in LegacyDir (by name: <base>-<from>-<to>-<seq>.db.zst),
+// each with Err wrapping ErrForeign: they carry no identity, so they could
+// be another database's. Only their names are read.
+func legacy(dbPath string) []Archive {
+	dir := filepath.Join(filepath.Dir(dbPath), LegacyDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []Archive
+	for _, e := range entries {
+		m := nameRE.FindStringSubmatch(e.Name())
+		if m == nil || m[1] != base(dbPath) || m[5] != "" {
+			continue
+		}
+		a, err := ParseName(e.Name())
+		if err != nil {
+			continue
+		}
+		a.Path = filepath.Join(dir, a.Name)
+		a.Err = &BadArchiveError{a.Path, fmt.Errorf("%w: it was sealed by an earlier version into the shared %s/ directory, without its database's identity, and is not read (zstd -d unpacks it by hand)", ErrForeign, LegacyDir)}
+		out = append(out, a)
+	}
+	return out
 }
 
 // claim sets a.Err if a is not the archive of the database whose identity

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
@@ -303,5 +305,50 @@ func TestPrune_BySealTime(t *testing.T) {
 	}
 	if as, _ := List(db.Path); len(as) != 0 {
 		t.Errorf("archives left: %v", as)
+	}
+}
+
+// Archives of earlier versions carry no identity: those left in the shared
+// archives/ directory, and one moved into the database's own directory, are
+// named to OnForeign and never read.
+func TestArchives_EarlierVersions(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	commitRows(t, db, 0, 100)
+	snap := filepath.Join(t.TempDir(), "snap.db")
+	if _, err := db.SQL().Exec(`VACUUM INTO ?`, snap); err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(filepath.Dir(db.Path), LegacyDir)
+	moved := filepath.Join(Dir(db.Path), "telemetry-20241127T104000.000Z-20241127T104139.000Z-000001.db.zst")
+	left := filepath.Join(shared, "telemetry-20241127T104000.000Z-20241127T104139.000Z-000002.db.zst")
+	for _, p := range []string{moved, left} {
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if _, _, err := pack(ctx, snap, p, Meta{Seal: 1, Rows: 100, MaxID: 100}, zstd.SpeedDefault, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another database's, by its name, in the shared directory: not named.
+	os.WriteFile(filepath.Join(shared, "other-20241127T104000.000Z-20241127T104139.000Z-000001.db.zst"), nil, 0o600)
+	if _, err := db.SQL().Exec(`DELETE FROM telemetry`); err != nil {
+		t.Fatal(err)
+	}
+	commitRows(t, db, 100, 110)
+
+	got, foreign := agentsRead(t, db.Path)
+	if got["claude"] != 10 {
+		t.Errorf("read %v, want the 10 live rows only", got)
+	}
+	var named []string
+	for _, err := range foreign {
+		if !errors.Is(err, ErrForeign) {
+			t.Errorf("reported %v, want ErrForeign", err)
+		}
+		named = append(named, err.Error())
+	}
+	joined := strings.Join(named, "\n")
+	if len(foreign) != 2 || !strings.Contains(joined, moved) || !strings.Contains(joined, left) ||
+		!strings.Contains(joined, "before archives carried their database's identity") || !strings.Contains(joined, "shared archives/ directory") {
+		t.Errorf("reported:\n%s\nwant %s and %s, each with why", joined, moved, left)
 	}
 }

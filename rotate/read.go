@@ -95,7 +95,7 @@ func Scan(ctx context.Context, dbPath string, f vibekit.Filter, o ReadOptions, f
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// The live rows are pinned before archives/ is listed: a seal that
+	// The live rows are pinned before the archives are listed: a seal that
 	// switches in between then shows its rows in both, and they are dropped
 	// from the live side by id, rather than in neither.
 	var view *sqlite.View

@@ -121,7 +121,7 @@ func (s *Sealer) lock() (func(), error) {
 // Seal seals the database if its data is at least minBytes (0: whatever its
 // size). The switch, one short write transaction, moves the telemetry rows
 // aside into the sealing table and pins the database file as it was; the
-// pinned file is compressed into archives/ while writers go on into a
+// pinned file is compressed into the archives directory while writers go on into a
 // fresh telemetry table; the archive is verified; and a last short
 // transaction drops the sealed rows. Writers wait only for the two
 // transactions, which touch no row. It returns ErrLocked if another process
@@ -363,10 +363,10 @@ func sameIdentity(ctx context.Context, db *sqlite.DB, m Meta) error {
 // holds the seal lock (that process is alive, and sealing).
 func (s *Sealer) Recover(ctx context.Context) error {
 	if _, err := os.Lstat(s.dir()); errors.Is(err, fs.ErrNotExist) {
-		// Never sealed here: nothing to finish, and no archives/ to create.
+		// Never sealed here: nothing to finish, and no archives directory to create.
 		// A pending seal is rolled back if the process that began it is
 		// gone: a live one may be another process's first seal, which
-		// made archives/ just after the look above.
+		// made the archives directory just after the look above.
 		seals, err := s.DB.Seals(ctx)
 		if err != nil {
 			return err
