@@ -138,7 +138,7 @@ func newPipeCommand(o *pipeOptions) *ffcli.Command {
 	fs.BoolVar(&o.quiet, "quiet", false, "do not copy the input to stdout")
 	fs.BoolVar(&o.stats, "stats", false, "print ingest metrics to stderr at exit")
 	fs.IntVar(&o.maxSizeMB, "max-size-mb", 100, "seal the database into <db>.archives/ beside it when its data passes this many `MB` (0: never)")
-	fs.IntVar(&o.pruneDays, "prune-days", 0, "delete rows and archives older than this many `days`, at start and hourly (0: never)")
+	fs.IntVar(&o.pruneDays, "prune-days", 0, "delete rows and archives older than this many `days` (at most 106751), at start and hourly (0: never)")
 	fs.Var(&o.follow, "follow", "follow this file or glob `path`, like tail -F (repeatable)")
 	fs.Var(&o.fifos, "fifo", "read this named pipe `path`, writer after writer (repeatable; created if missing)")
 	fs.BoolVar(&o.fromEnd, "from-end", false, "start followed files that have no checkpoint at their end: only new lines")
