@@ -352,3 +352,39 @@ func TestArchives_EarlierVersions(t *testing.T) {
 		t.Errorf("reported:\n%s\nwant %s and %s, each with why", joined, moved, left)
 	}
 }
+
+// A background seal that meets a file with its archive's name is rolled
+// back, counted in Stats.Failed and reported to OnError.
+func TestRotator_SealOntoAnExistingName(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	commitRows(t, db, 0, 100)
+	id, err := db.Identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(Dir(db.Path), Name(db.Path, id, baseTs, baseTs+99_000, 1))
+	os.Mkdir(Dir(db.Path), 0o700)
+	if err := os.WriteFile(planted, []byte("planted"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	r := New(db, Options{MaxBytes: 1, OnError: func(err error) { errs <- err }})
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.AfterCommit()
+	waitFor(t, "the failed seal", func() bool { return r.Stats().Failed == 1 })
+	r.Close()
+	select {
+	case err := <-errs:
+		if !errors.Is(err, ErrArchiveExists) || !strings.Contains(err.Error(), planted) {
+			t.Errorf("reported %v, want ErrArchiveExists naming %s", err, planted)
+		}
+	default:
+		t.Error("the failed seal was not reported")
+	}
+	if b, _ := os.ReadFile(planted); string(b) != "planted" {
+		t.Errorf("the planted file now holds %q", b)
+	}
+}
