@@ -128,14 +128,10 @@ func Scan(ctx context.Context, dbPath string, f vibekit.Filter, o ReadOptions, f
 	var maxArchived int64
 	for i := range archives {
 		a := &archives[i]
-		if a.Err == nil {
-			// Every archive of the database counts here: a live row with
-			// an id it holds is one a seal moved meanwhile.
-			m, _ := a.Meta()
-			maxArchived = max(maxArchived, m.MaxID)
-		}
 		if !inRange(a) {
-			continue // cannot match: not opened
+			// Cannot match: not opened. (Nor can the live rows a seal moved
+			// into it meanwhile, which have its rows' times.)
+			continue
 		}
 		if a.Err != nil {
 			return a.Err
@@ -144,6 +140,7 @@ func Scan(ctx context.Context, dbPath string, f vibekit.Filter, o ReadOptions, f
 		if err != nil {
 			return err
 		}
+		maxArchived = max(maxArchived, m.MaxID)
 		sources = append(sources, source{from: a.From.UnixMilli(), to: a.To.UnixMilli(), archive: a, maxID: m.MaxID})
 	}
 	if view != nil {
