@@ -121,8 +121,8 @@ func (s *Sealer) lock() (func(), error) {
 // Seal seals the database if its data is at least minBytes (0: whatever its
 // size). The switch, one short write transaction, moves the telemetry rows
 // aside into the sealing table and pins the database file as it was; the
-// pinned file is compressed into the archives directory while writers go on into a
-// fresh telemetry table; the archive is verified; and a last short
+// pinned file is compressed into the archives directory while writers go
+// on into a fresh telemetry table; the archive is verified; and a last short
 // transaction drops the sealed rows. Writers wait only for the two
 // transactions, which touch no row. It returns ErrLocked if another process
 // is sealing, and ErrNothingToSeal if there is nothing to do. If ctx ends
