@@ -2,6 +2,7 @@ package vibekit
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +74,10 @@ func ParseAge(s string, now time.Time) (time.Time, error) {
 	return before(now, n, strings.TrimSpace(s[i:]), s)
 }
 
+// maxAgeDays is the longest age in days whose time, before now, is still
+// in the range of Unix milliseconds in an int64.
+const maxAgeDays = math.MaxInt64 / int64(24*time.Hour/time.Millisecond)
+
 // before returns now minus n of unit; whole is the text being parsed, for errors.
 func before(now time.Time, n int, unit, whole string) (time.Time, error) {
 	unit = strings.TrimSuffix(unit, "s")
@@ -80,6 +85,7 @@ func before(now time.Time, n int, unit, whole string) (time.Time, error) {
 		unit = "s" // "30s" lost its unit to TrimSuffix
 	}
 	var d time.Duration
+	days := 0 // at most, of one unit of the calendar
 	switch unit {
 	case "s", "sec", "second":
 		d = time.Second
@@ -88,6 +94,26 @@ func before(now time.Time, n int, unit, whole string) (time.Time, error) {
 	case "h", "hr", "hour":
 		d = time.Hour
 	case "d", "day":
+		days = 1
+	case "w", "wk", "week":
+		days = 7
+	case "mo", "mon", "month":
+		days = 31
+	case "y", "yr", "year":
+		days = 366
+	default:
+		return time.Time{}, fmt.Errorf("cannot read %q as a time: unknown unit %q (use s, m, h, d, w, month or y)", whole, unit)
+	}
+	// An age too long for its type would wrap round to one in the future
+	// (and clear --older-than would delete everything): refused.
+	if d > 0 && int64(n) > math.MaxInt64/int64(d) {
+		return time.Time{}, fmt.Errorf("%q does not fit in a duration: at most %d%s", whole, math.MaxInt64/int64(d), unit)
+	}
+	if days > 0 && int64(n) > maxAgeDays/int64(days) {
+		return time.Time{}, fmt.Errorf("%q does not fit in Unix milliseconds: at most %d %s", whole, maxAgeDays/int64(days), unit)
+	}
+	switch unit {
+	case "d", "day":
 		return now.AddDate(0, 0, -n), nil
 	case "w", "wk", "week":
 		return now.AddDate(0, 0, -7*n), nil
@@ -95,8 +121,6 @@ func before(now time.Time, n int, unit, whole string) (time.Time, error) {
 		return now.AddDate(0, -n, 0), nil
 	case "y", "yr", "year":
 		return now.AddDate(-n, 0, 0), nil
-	default:
-		return time.Time{}, fmt.Errorf("cannot read %q as a time: unknown unit %q (use s, m, h, d, w, month or y)", whole, unit)
 	}
 	return now.Add(-time.Duration(n) * d), nil
 }

@@ -48,3 +48,20 @@ func TestParseTime(t *testing.T) {
 		}
 	}
 }
+
+// An age that does not fit its type is refused rather than wrapped round
+// to a time after now (which clear --older-than would delete up to).
+func TestParseAge_TooLong(t *testing.T) {
+	now := time.UnixMilli(1732704000000)
+	for _, s := range []string{"2562048h", "153722868m", "9223372037s", "106751991168d", "15250284453w", "3443612619mo", "291672108y"} {
+		if got, err := ParseAge(s, now); err == nil {
+			t.Errorf("ParseAge(%q) = %v, want an error", s, got)
+		}
+	}
+	for _, s := range []string{"2562047h", "106751991167d"} {
+		got, err := ParseAge(s, now)
+		if err != nil || !got.Before(now) {
+			t.Errorf("ParseAge(%q) = %v, %v; want a time before now", s, got, err)
+		}
+	}
+}

@@ -205,7 +205,7 @@ func TestParseName_Refuses(t *testing.T) {
 		if _, err := ParseName(name); err == nil {
 			t.Errorf("ParseName(%q) accepted it", name)
 		}
-		if _, err := Find(filepath.Join(t.TempDir(), "telemetry.db"), name); err == nil {
+		if _, err := Find(filepath.Join(t.TempDir(), "telemetry.db"), "", name); err == nil {
 			t.Errorf("Find(%q) accepted it", name)
 		}
 	}

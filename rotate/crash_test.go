@@ -225,9 +225,13 @@ func TestRecover_PendingSealOfAnEarlierVersion(t *testing.T) {
 	if _, err := db.SQL().Exec(`VACUUM INTO ?`, snap); err != nil {
 		t.Fatal(err)
 	}
-	name := Name(db.Path, c.MinTs, c.MaxTs, 1)
+	id, err := db.Identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := Name(db.Path, id, c.MinTs, c.MaxTs, 1)
 	os.MkdirAll(Dir(db.Path), 0o700)
-	if _, _, err := pack(ctx, snap, filepath.Join(Dir(db.Path), name), Meta{Seal: 1, Rows: c.Rows, MaxID: c.MaxID}, zstd.SpeedDefault, 1); err != nil {
+	if _, _, err := pack(ctx, snap, filepath.Join(Dir(db.Path), name), Meta{DBID: id, Seal: 1, Rows: c.Rows, MaxID: c.MaxID}, zstd.SpeedDefault, 1); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.SQL().Exec(`INSERT INTO vk_seals (id, archive, state, max_id, max_reject_id, rows, rejects, min_ts, max_ts, bytes, started, pid)
@@ -262,18 +266,31 @@ func TestRecover_SwitchedBeforeNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A power loss can keep the archive and lose the name: the archive of
-	// that seal number goes too.
+	// that seal number goes too; another database's of that number stays.
+	id, err := db.Identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	os.MkdirAll(Dir(db.Path), 0o700)
-	orphan := filepath.Join(Dir(db.Path), Name(db.Path, baseTs, baseTs+299_000, seal.ID))
-	if err := os.WriteFile(orphan, []byte("an archive"), 0o600); err != nil {
+	orphan := filepath.Join(Dir(db.Path), Name(db.Path, id, baseTs, baseTs+299_000, seal.ID))
+	if err := os.WriteFile(orphan, appendMeta(nil, Meta{DBID: id, Seal: seal.ID}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := strings.Repeat("ab", 16)
+	theirs := filepath.Join(Dir(db.Path), Name(db.Path, other, baseTs, baseTs+299_000, seal.ID))
+	if err := os.WriteFile(theirs, appendMeta(nil, Meta{DBID: other, Seal: seal.ID}), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := (&Sealer{DB: db}).Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(theirs); err != nil {
+		t.Errorf("another database's archive with the seal's number was removed: %v", err)
+	}
+	os.Remove(theirs)
 	assertRolledBack(t, db, 300)
 	if fi, err := os.Stat(Dir(db.Path)); err != nil || !fi.IsDir() {
-		t.Errorf("archives/ is gone: %v", err)
+		t.Errorf("the archives directory is gone: %v", err)
 	}
 	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
 		t.Errorf("the archive of the unnamed seal is left: %v", err)

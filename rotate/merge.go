@@ -40,7 +40,8 @@ func (m *Merged) Remove() error { return os.RemoveAll(m.dir) }
 // aside) from the live database at dbPath and its archives into a new
 // database with the same telemetry table, so that summaries and user
 // queries run on them as on one database; the other tables are not merged.
-// As in Scan, archives whose time range cannot match f are not opened, the
+// As in Scan, archives whose time range cannot match f are not opened,
+// those the database did not seal are left out (ReadOptions.OnForeign), the
 // others are unpacked within o.Limits into a private temporary directory
 // (the next one while the current one is copied), and a bad archive in the
 // range stops the merge with a *BadArchiveError naming it. The caller
@@ -71,36 +72,60 @@ func Merge(ctx context.Context, dbPath string, f vibekit.Filter, o MergeOptions)
 		// whose rows are all there and that started outside is left out.
 		rows.From, rows.To = time.Time{}, time.Time{}
 	}
-	// The live rows first, archives/ listed after: a seal that switches in
-	// between shows its rows in both, and Copy keeps each id once, rather
-	// than in neither.
+	// The live rows first, the archives listed after: a seal that switches
+	// in between shows its rows in both, and they are dropped from the live
+	// side by id (as in Scan), rather than in neither. No other row is
+	// dropped: the database's archives hold each id once.
+	id, err := Identity(ctx, dbPath)
+	if err != nil {
+		return nil, err
+	}
 	_, statErr := os.Stat(dbPath)
+	var live int64
 	if statErr == nil {
-		n, err := m.Copy(ctx, dbPath, rows, sqlite.CopyOptions{NoText: o.NoText})
-		if err != nil {
+		if live, err = m.Copy(ctx, dbPath, rows, sqlite.CopyOptions{NoText: o.NoText}); err != nil {
 			return nil, err
 		}
-		out.Rows += n
 	}
-	archives, err := List(dbPath)
+	from, to := bounds(f)
+	inRange := func(a *Archive) bool { return a.To.UnixMilli() >= from && a.From.UnixMilli() <= to }
+	if whole {
+		inRange = func(*Archive) bool { return true } // any may hold a wanted session's rows
+	}
+	archives, err := o.owned(dbPath, id, inRange)
 	if err != nil {
 		return nil, err
 	}
 	if statErr != nil && len(archives) == 0 {
-		return nil, fmt.Errorf("open database %s: no such file, and no archives beside it", dbPath)
+		return nil, fmt.Errorf("open database %s: no such file, and no archives of it beside it", dbPath)
 	}
-	from, to := bounds(f)
 	var within, outside []*Archive
+	var maxArchived int64
 	for i := range archives {
 		a := &archives[i]
+		if a.Err == nil {
+			m, _ := a.Meta()
+			maxArchived = max(maxArchived, m.MaxID)
+		}
 		if a.To.UnixMilli() < from || a.From.UnixMilli() > to {
 			outside = append(outside, a)
 			continue
 		}
 		within = append(within, a)
 	}
+	if live > 0 && maxArchived > 0 {
+		dropped, err := m.DropUpTo(ctx, maxArchived)
+		if err != nil {
+			return nil, err
+		}
+		live -= dropped
+	}
+	out.Rows += live
 	copyEach := func(as []*Archive, co sqlite.CopyOptions) error {
-		return unpackEach(ctx, as, dir, o.Limits, func(a *Archive, path string) error {
+		return unpackEach(ctx, as, dir, o.Limits, func(a *Archive, path string, meta Meta) error {
+			if err := checkUnpackedFile(ctx, a, path, meta, id); err != nil {
+				return err
+			}
 			n, err := m.Copy(ctx, path, rows, co)
 			if err != nil && ctx.Err() == nil {
 				return &BadArchiveError{a.Path, err}
@@ -147,7 +172,7 @@ func bounds(f vibekit.Filter) (from, to int64) {
 // unpackEach unpacks the archives in turn into dir and calls fn with each
 // unpacked file, which it removes after; it unpacks the next archive while
 // fn works on the current one.
-func unpackEach(ctx context.Context, as []*Archive, dir string, lim Limits, fn func(a *Archive, path string) error) error {
+func unpackEach(ctx context.Context, as []*Archive, dir string, lim Limits, fn func(a *Archive, path string, m Meta) error) error {
 	if len(as) == 0 {
 		return nil
 	}
@@ -155,6 +180,7 @@ func unpackEach(ctx context.Context, as []*Archive, dir string, lim Limits, fn f
 	defer cancel()
 	type unpacked struct {
 		path string
+		meta Meta
 		err  error
 	}
 	ready := make(chan unpacked) // unbuffered: one archive ahead, no more
@@ -163,7 +189,7 @@ func unpackEach(ctx context.Context, as []*Archive, dir string, lim Limits, fn f
 		for _, a := range as {
 			var u unpacked
 			if u.err = a.Err; u.err == nil {
-				u.path, _, u.err = Unpack(ctx, a.Path, dir, lim)
+				u.path, u.meta, u.err = Unpack(ctx, a.Path, dir, lim)
 			}
 			select {
 			case ready <- u:
@@ -191,7 +217,7 @@ func unpackEach(ctx context.Context, as []*Archive, dir string, lim Limits, fn f
 		if u.err != nil {
 			return u.err
 		}
-		err := fn(as[i], u.path)
+		err := fn(as[i], u.path, u.meta)
 		os.Remove(u.path)
 		i++
 		if err != nil {
@@ -199,4 +225,14 @@ func unpackEach(ctx context.Context, as []*Archive, dir string, lim Limits, fn f
 		}
 	}
 	return ctx.Err()
+}
+
+// checkUnpackedFile is checkUnpacked on the unpacked file at path.
+func checkUnpackedFile(ctx context.Context, a *Archive, path string, m Meta, id string) error {
+	db, err := sqlite.OpenPrivate(path)
+	if err != nil {
+		return &BadArchiveError{a.Path, err}
+	}
+	defer db.Close()
+	return checkUnpacked(ctx, a, db, m, id)
 }

@@ -17,6 +17,59 @@ type ReadOptions struct {
 	// TempDir is where the private directory for unpacked archives is made;
 	// "" means the system's temporary directory.
 	TempDir string
+	// OnForeign, when set, hears of each archive in the archives directory
+	// that the database did not seal (an error wrapping ErrForeign, naming
+	// it and saying why), which is then left out; when nil, such an
+	// archive within the filter's time range stops the read with that
+	// error. Its rows are never mixed in.
+	OnForeign func(error)
+}
+
+// owned lists the archives of the database at dbPath whose identity is id,
+// hands those it did not seal to o.OnForeign and leaves them out; without
+// OnForeign, a foreign archive that inRange says may match is an error.
+func (o ReadOptions) owned(dbPath, id string, inRange func(*Archive) bool) ([]Archive, error) {
+	as, err := Owned(dbPath, id)
+	if err != nil {
+		return nil, err
+	}
+	out := as[:0]
+	for _, a := range as {
+		if a.Err != nil && errors.Is(a.Err, ErrForeign) {
+			if o.OnForeign != nil {
+				o.OnForeign(a.Err)
+				continue
+			}
+			if inRange(&a) {
+				return nil, a.Err
+			}
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// liveIdentity is the identity of the live database db ("" if it has none).
+func liveIdentity(ctx context.Context, db *sqlite.DB) (string, error) {
+	id, err := db.Identity(ctx)
+	if errors.Is(err, sqlite.ErrNoIdentity) {
+		return "", nil
+	}
+	return id, err
+}
+
+// checkUnpacked checks that the archive a, unpacked to db with metadata m,
+// is the database id's: its metadata, read again, and the sealed database
+// itself say so.
+func checkUnpacked(ctx context.Context, a *Archive, db *sqlite.DB, m Meta, id string) error {
+	if why := foreign(m, id); why != "" {
+		return &BadArchiveError{a.Path, fmt.Errorf("%w: %s", ErrForeign, why)}
+	}
+	if err := sameIdentity(ctx, db, m); err != nil {
+		return &BadArchiveError{a.Path, err}
+	}
+	return nil
 }
 
 // errEnough stops a scan once the limit is reached.
@@ -32,7 +85,8 @@ type source struct {
 // Scan calls fn with each record that f selects from the live database at
 // dbPath and its archives, as one data set in f's order (by time, then id),
 // with f's offset and limit applied to the whole. Archives whose time range
-// cannot match f are not opened. The others are unpacked, within o.Limits,
+// cannot match f are not opened; those the database did not seal are left
+// out (see ReadOptions.OnForeign). The others are unpacked, within o.Limits,
 // into a private temporary directory that is removed afterwards; the next
 // archive is unpacked while the current one is read. A bad archive in the
 // range stops the scan with a *BadArchiveError naming it. The record is
@@ -41,53 +95,53 @@ func Scan(ctx context.Context, dbPath string, f vibekit.Filter, o ReadOptions, f
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// The live rows are pinned before archives/ is listed: a seal that
+	// The live rows are pinned before the archives are listed: a seal that
 	// switches in between then shows its rows in both, and they are dropped
 	// from the live side by id, rather than in neither.
 	var view *sqlite.View
+	var id string
 	if _, err := os.Stat(dbPath); err == nil {
 		live, err := sqlite.OpenReadOnly(dbPath)
 		if err != nil {
 			return err
 		}
 		defer live.Close()
+		if id, err = liveIdentity(ctx, live); err != nil {
+			return err
+		}
 		if view, err = live.View(ctx); err != nil {
 			return err
 		}
 		defer view.Close()
 	}
-	archives, err := List(dbPath)
+	from, to := bounds(f)
+	inRange := func(a *Archive) bool { return a.To.UnixMilli() >= from && a.From.UnixMilli() <= to }
+	archives, err := o.owned(dbPath, id, inRange)
 	if err != nil {
 		return err
 	}
 	if view == nil && len(archives) == 0 {
-		return fmt.Errorf("open database %s: no such file, and no archives beside it", dbPath)
+		return fmt.Errorf("open database %s: no such file, and no archives of it beside it", dbPath)
 	}
 
-	var from, to int64 = -1 << 63, 1<<63 - 1
-	if !f.From.IsZero() {
-		from = f.From.UnixMilli()
-	}
-	if !f.To.IsZero() {
-		to = f.To.UnixMilli()
-	}
 	var sources []source
 	var maxArchived int64
 	for i := range archives {
 		a := &archives[i]
-		af, at := a.From.UnixMilli(), a.To.UnixMilli()
-		if at < from || af > to {
-			continue // cannot match: not opened
+		if !inRange(a) {
+			// Cannot match: not opened. (Nor can the live rows a seal moved
+			// into it meanwhile, which have its rows' times.)
+			continue
 		}
 		if a.Err != nil {
 			return a.Err
 		}
-		m, err := ReadMeta(a.Path)
-		if err != nil && !errors.Is(err, errNoMeta) {
+		m, err := a.Meta()
+		if err != nil {
 			return err
 		}
 		maxArchived = max(maxArchived, m.MaxID)
-		sources = append(sources, source{from: af, to: at, archive: a, maxID: m.MaxID})
+		sources = append(sources, source{from: a.From.UnixMilli(), to: a.To.UnixMilli(), archive: a, maxID: m.MaxID})
 	}
 	if view != nil {
 		// The live rows; with a seal under way, those it moved aside too, in
@@ -120,7 +174,7 @@ func Scan(ctx context.Context, dbPath string, f vibekit.Filter, o ReadOptions, f
 	defer os.RemoveAll(tmp)
 
 	ready := make(chan openedGroup)
-	go unpackGroups(ctx, groups, tmp, o.Limits, ready)
+	go unpackGroups(ctx, groups, tmp, o.Limits, id, ready)
 	defer func() {
 		cancel()
 		for g := range ready { // let the unpacker stop, and close what it opened
@@ -199,7 +253,7 @@ func (g openedGroup) close() {
 
 // unpackGroups unpacks and opens the archives of each group in turn and
 // hands the group over; it works one group ahead of the reader.
-func unpackGroups(ctx context.Context, groups [][]source, tmp string, lim Limits, ready chan<- openedGroup) {
+func unpackGroups(ctx context.Context, groups [][]source, tmp string, lim Limits, id string, ready chan<- openedGroup) {
 	defer close(ready)
 	for _, ss := range groups {
 		g := openedGroup{sources: ss, dbs: make([]*sqlite.DB, len(ss))}
@@ -207,7 +261,7 @@ func unpackGroups(ctx context.Context, groups [][]source, tmp string, lim Limits
 			if s.archive == nil {
 				continue
 			}
-			path, _, err := Unpack(ctx, s.archive.Path, tmp, lim)
+			path, m, err := Unpack(ctx, s.archive.Path, tmp, lim)
 			if err != nil {
 				g.err = err
 				break
@@ -219,6 +273,9 @@ func unpackGroups(ctx context.Context, groups [][]source, tmp string, lim Limits
 				break
 			}
 			g.dbs[i] = db
+			if g.err = checkUnpacked(ctx, s.archive, db, m, id); g.err != nil {
+				break
+			}
 		}
 		select {
 		case ready <- g:

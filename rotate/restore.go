@@ -13,7 +13,8 @@ import (
 
 // Restore unpacks the archive at path into a new database file dest (0600)
 // for other tools: it is unpacked within lim into a private directory under
-// tmpParent, checked with integrity_check, and only then copied to dest
+// tmpParent, checked with integrity_check and for the identity its metadata
+// names (Find checks that it is the database's), and only then copied to dest
 // through a temp file, fsynced and renamed. An existing dest is not
 // replaced. It returns what the database holds.
 func Restore(ctx context.Context, path, dest, tmpParent string, lim Limits) (sqlite.Contents, error) {
@@ -26,7 +27,7 @@ func Restore(ctx context.Context, path, dest, tmpParent string, lim Limits) (sql
 		return c, err
 	}
 	defer os.RemoveAll(tmp)
-	out, _, err := Unpack(ctx, path, tmp, lim)
+	out, m, err := Unpack(ctx, path, tmp, lim)
 	if err != nil {
 		return c, err
 	}
@@ -37,6 +38,9 @@ func Restore(ctx context.Context, path, dest, tmpParent string, lim Limits) (sql
 	problems, err := db.IntegrityCheck(ctx)
 	if err == nil && len(problems) > 0 {
 		err = fmt.Errorf("integrity_check: %s", strings.Join(problems, "; "))
+	}
+	if err == nil {
+		err = sameIdentity(ctx, db, m)
 	}
 	if err == nil {
 		c, err = db.Contents(ctx)

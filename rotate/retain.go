@@ -10,10 +10,13 @@ import (
 )
 
 // Prune deletes what is older than before: telemetry rows and rejects of the
-// live database, and archives whose newest row is older. What it deleted is
-// logged in vk_prunes, for stats. Archives are left alone while another
-// process holds the seal lock (it may be writing one); the next pass gets
-// them.
+// live database, and the database's own archives that are older, by the
+// timestamp of their newest row or by the time they were sealed: every row
+// of an archive was stored before its seal, so a row dated in the future
+// does not keep its archive past retention. What it deleted is logged in
+// vk_prunes, for stats. Archives are left alone while another process holds
+// the seal lock (it may be writing one); the next pass gets them. Another
+// database's archives (ErrForeign) are not deleted.
 func (s *Sealer) Prune(ctx context.Context, before, now time.Time) (sqlite.PruneResult, error) {
 	res := sqlite.PruneResult{Time: now, Before: before}
 	var err error
@@ -21,7 +24,7 @@ func (s *Sealer) Prune(ctx context.Context, before, now time.Time) (sqlite.Prune
 	if err != nil {
 		return res, err
 	}
-	if _, serr := os.Stat(s.dir()); serr != nil {
+	if _, serr := os.Lstat(s.dir()); serr != nil {
 		return res, errors.Join(err, s.DB.RecordPrune(ctx, res)) // no archives
 	}
 	unlock, lerr := s.lock()
@@ -30,23 +33,34 @@ func (s *Sealer) Prune(ctx context.Context, before, now time.Time) (sqlite.Prune
 	case lerr != nil:
 		err = lerr
 	default:
-		err = s.pruneArchives(before, &res)
+		err = s.pruneArchives(ctx, before, &res)
 		unlock()
 	}
 	return res, errors.Join(err, s.DB.RecordPrune(ctx, res))
 }
 
-func (s *Sealer) pruneArchives(before time.Time, res *sqlite.PruneResult) error {
-	as, err := List(s.DB.Path)
+func (s *Sealer) pruneArchives(ctx context.Context, before time.Time, res *sqlite.PruneResult) error {
+	id, err := s.DB.Identity(ctx)
+	if err != nil {
+		return err
+	}
+	as, err := Owned(s.DB.Path, id)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, a := range as {
-		if a.Err != nil || !a.To.Before(before) {
-			continue // a symlink or the like is not ours to delete
+		if a.Err != nil {
+			continue // a symlink, another database's archive: not ours to delete
 		}
-		m, _ := ReadMeta(a.Path)
+		m, err := a.Meta()
+		if err != nil {
+			continue // read by claim a moment ago; gone meanwhile
+		}
+		sealed := time.UnixMilli(m.Sealed)
+		if !a.To.Before(before) && (m.Sealed <= 0 || !sealed.Before(before)) {
+			continue
+		}
 		if err := os.Remove(a.Path); err != nil {
 			errs = append(errs, err)
 			continue

@@ -59,6 +59,7 @@ const WALBusyReport = time.Minute
 // Stats is what a Rotator did.
 type Stats struct {
 	Seals      int
+	Failed     int           // seals that failed and were rolled back (their rows live), to be tried again
 	Last       Result        // the last seal
 	MaxStall   time.Duration // the longest switch or finish: the longest wait of the writer
 	TotalStall time.Duration // all switches and finishes: how long the writer waited for seals
@@ -199,6 +200,7 @@ func (r *Rotator) seal() {
 			r.mu.Lock()
 		}
 	default:
+		r.stats.Failed++
 		r.retryAt = r.o.Now().Add(10 * time.Second)
 		r.mu.Unlock()
 		r.report(err)

@@ -46,7 +46,11 @@ var ErrLocked = errors.New("another process is sealing this database")
 // its limit after all (another process sealed it), or holds no rows.
 var ErrNothingToSeal = sqlite.ErrNothingToSeal
 
-// Sealer seals a live database into archives/.
+// ErrArchiveExists means a file had the name a seal chose for its archive:
+// the seal was rolled back (its rows are live), and nothing was replaced.
+var ErrArchiveExists = errors.New("a file has the archive's name already")
+
+// Sealer seals a live database into its archives directory (Dir).
 type Sealer struct {
 	DB     *sqlite.DB // the live database, open for writing
 	Limits Limits     // for verifying archives in Recover
@@ -92,11 +96,13 @@ func processAlive(pid int64) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
-// lock takes the seal lock, an flock on archives/.lock: the kernel drops it
-// when the process dies, so a crash never leaves it held.
+// lock takes the seal lock, an flock on .lock in the archives directory,
+// which it creates if need be (and refuses if unsafe, see ErrUnsafeDir):
+// the kernel drops it when the process dies, so a crash never leaves it
+// held.
 func (s *Sealer) lock() (func(), error) {
-	if err := os.MkdirAll(s.dir(), 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", s.dir(), err)
+	if err := checkDir(s.dir(), true); err != nil {
+		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(s.dir(), ".lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -115,8 +121,8 @@ func (s *Sealer) lock() (func(), error) {
 // Seal seals the database if its data is at least minBytes (0: whatever its
 // size). The switch, one short write transaction, moves the telemetry rows
 // aside into the sealing table and pins the database file as it was; the
-// pinned file is compressed into archives/ while writers go on into a
-// fresh telemetry table; the archive is verified; and a last short
+// pinned file is compressed into the archives directory while writers go
+// on into a fresh telemetry table; the archive is verified; and a last short
 // transaction drops the sealed rows. Writers wait only for the two
 // transactions, which touch no row. It returns ErrLocked if another process
 // is sealing, and ErrNothingToSeal if there is nothing to do. If ctx ends
@@ -133,6 +139,10 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	if err := s.recover(ctx); err != nil {
 		return res, err
 	}
+	id, err := s.DB.Identity(ctx)
+	if err != nil {
+		return res, err
+	}
 	// Checked again under the lock: another process may have sealed since.
 	if minBytes > 0 {
 		used, err := s.DB.UsedBytes(ctx)
@@ -144,13 +154,13 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 		}
 	}
 
-	seal, pin, err := s.DB.Switch(ctx, func(id int64, c sqlite.Contents) string {
+	seal, pin, err := s.DB.Switch(ctx, func(seq int64, c sqlite.Contents) string {
 		minTs, maxTs := c.MinTs, c.MaxTs
 		if c.Rows == 0 { // only rejects
 			minTs = time.Now().UnixMilli()
 			maxTs = minTs
 		}
-		return Name(s.DB.Path, minTs, maxTs, id)
+		return Name(s.DB.Path, id, minTs, maxTs, seq)
 	})
 	if err != nil {
 		return res, err
@@ -161,11 +171,15 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 
 	// From here until the archive is verified, a failure rolls back: no
 	// archive, the seal forgotten, the rows back in the telemetry table.
+	// Only a file this seal put in place is removed.
 	final := filepath.Join(s.dir(), seal.Archive)
+	placed := false
 	rollback := func(err error) (Result, error) {
 		pin.Close()
-		os.Remove(final)
-		syncDir(s.dir())
+		if placed {
+			os.Remove(final)
+			syncDir(s.dir())
+		}
 		if aerr := s.DB.AbortSeal(context.WithoutCancel(ctx), seal.ID); aerr != nil {
 			// Left pending: the next seal or start rolls it back.
 			err = errors.Join(err, aerr)
@@ -176,7 +190,7 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	tmp := filepath.Join(s.dir(), "."+seal.Archive+".tmp")
 	defer os.Remove(tmp)
 	c := seal.Contents
-	meta := Meta{DB: filepath.Base(s.DB.Path), Seal: seal.ID, Rows: c.Rows, MaxID: c.MaxID, Rejects: c.Rejects,
+	meta := Meta{DB: filepath.Base(s.DB.Path), DBID: id, Seal: seal.ID, Rows: c.Rows, MaxID: c.MaxID, Rejects: c.Rejects,
 		MaxRejectID: c.MaxRejectID, MinTs: c.MinTs, MaxTs: c.MaxTs, Sealed: seal.Started.UnixMilli(), Bytes: seal.Bytes}
 	level := s.Level
 	if level == 0 {
@@ -189,9 +203,16 @@ func (s *Sealer) Seal(ctx context.Context, minBytes int64) (Result, error) {
 	pin.Close() // checkpoints go on
 	res.Compress = time.Since(began)
 	s.hook(StepCompressed)
-	if err := os.Rename(tmp, final); err != nil {
+	// A link, not a rename: it fails rather than replace a file that has
+	// the name (a planted one, or another database's).
+	if err := os.Link(tmp, final); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			err = fmt.Errorf("%w: %s; the seal is rolled back, and tried again with another name", ErrArchiveExists, final)
+		}
 		return rollback(fmt.Errorf("put archive in place: %w", err))
 	}
+	placed = true
+	os.Remove(tmp)
 	if err := syncDir(s.dir()); err != nil {
 		return rollback(fmt.Errorf("put archive in place: fsync %s: %w", s.dir(), err))
 	}
@@ -291,9 +312,10 @@ func verifyAgainst(ctx context.Context, archive string, want framing) error {
 }
 
 // Verify unpacks the archive at path into tmpDir, opens it read-only and
-// runs integrity_check; it returns what the archive holds.
+// runs integrity_check, and checks that the sealed database's identity is
+// the one its metadata names; it returns what the archive holds.
 func Verify(ctx context.Context, path, tmpDir string, lim Limits) (sqlite.Contents, error) {
-	out, _, err := Unpack(ctx, path, tmpDir, lim)
+	out, m, err := Unpack(ctx, path, tmpDir, lim)
 	if err != nil {
 		return sqlite.Contents{}, err
 	}
@@ -307,6 +329,9 @@ func Verify(ctx context.Context, path, tmpDir string, lim Limits) (sqlite.Conten
 	if err == nil && len(problems) > 0 {
 		err = fmt.Errorf("integrity_check: %s", strings.Join(problems, "; "))
 	}
+	if err == nil {
+		err = sameIdentity(ctx, db, m)
+	}
 	if err != nil {
 		return sqlite.Contents{}, &BadArchiveError{path, err}
 	}
@@ -317,15 +342,31 @@ func Verify(ctx context.Context, path, tmpDir string, lim Limits) (sqlite.Conten
 	return c, nil
 }
 
+// sameIdentity checks that the unpacked database db holds the identity its
+// archive's metadata m names (an archive without one names none).
+func sameIdentity(ctx context.Context, db *sqlite.DB, m Meta) error {
+	if m.DBID == "" {
+		return nil
+	}
+	id, err := db.Identity(ctx)
+	if err != nil {
+		return err
+	}
+	if id != m.DBID {
+		return fmt.Errorf("the sealed database's identity %s is not the one its metadata names (%s): altered", id, m.DBID)
+	}
+	return nil
+}
+
 // Recover finishes or rolls back a seal that a crash interrupted, and
 // removes the temp files it left. It does nothing while another process
 // holds the seal lock (that process is alive, and sealing).
 func (s *Sealer) Recover(ctx context.Context) error {
-	if _, err := os.Stat(s.dir()); errors.Is(err, fs.ErrNotExist) {
-		// Never sealed here: nothing to finish, and no archives/ to create.
+	if _, err := os.Lstat(s.dir()); errors.Is(err, fs.ErrNotExist) {
+		// Never sealed here: nothing to finish, and no archives directory to create.
 		// A pending seal is rolled back if the process that began it is
 		// gone: a live one may be another process's first seal, which
-		// made archives/ just after the look above.
+		// made the archives directory just after the look above.
 		seals, err := s.DB.Seals(ctx)
 		if err != nil {
 			return err
@@ -376,13 +417,19 @@ func (s *Sealer) recover(ctx context.Context) error {
 // recoverSeal completes a pending seal whose archive is in place and holds
 // exactly what the seal recorded (the crash came before the switch), and
 // otherwise rolls it back: the archive, if any, is removed; the rows were
-// never deleted.
+// never deleted. A file that is not this database's archive is never
+// removed nor taken for the seal's: it is left alone, and the seal rolled
+// back.
 func (s *Sealer) recoverSeal(ctx context.Context, seal sqlite.Seal) error {
+	id, err := s.DB.Identity(ctx)
+	if err != nil {
+		return err
+	}
 	if seal.Archive == "" || seal.Archive != filepath.Base(seal.Archive) {
 		// Its name was not recorded, so its archive cannot be in place;
 		// but after a power loss that lost the name, one with its seal
 		// number may be: it goes, as the rows go back.
-		as, err := List(s.DB.Path)
+		as, err := Owned(s.DB.Path, id)
 		if err != nil {
 			return err
 		}
@@ -412,7 +459,15 @@ func (s *Sealer) recoverSeal(ctx context.Context, seal sqlite.Seal) error {
 	if err != nil {
 		return err
 	}
-	if fi.Mode().IsRegular() && moved {
+	if !fi.Mode().IsRegular() {
+		return s.DB.AbortSeal(ctx, seal.ID) // not ours to remove
+	}
+	if m, err := ReadMeta(path); err != nil || foreign(m, id) != "" {
+		// Not an archive this database wrote whole (one it put in place
+		// was fsynced first): another's, or a planted file.
+		return s.DB.AbortSeal(ctx, seal.ID)
+	}
+	if moved {
 		tmp, err := privateTemp("")
 		if err != nil {
 			return err

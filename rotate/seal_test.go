@@ -136,7 +136,11 @@ func TestSeal(t *testing.T) {
 	if got, want := res.Seal.Rows, int64(500); got != want {
 		t.Errorf("sealed %d rows, want %d", got, want)
 	}
-	wantName := "telemetry-20241127T104000.000Z-20241127T104819.000Z-000001.db.zst"
+	id, err := db.Identity(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantName := "telemetry-20241127T104000.000Z-20241127T104819.000Z-000001-" + id[:8] + ".db.zst"
 	if got := filepath.Base(res.Path); got != wantName {
 		t.Errorf("archive %s, want %s", got, wantName)
 	}
@@ -149,7 +153,7 @@ func TestSeal(t *testing.T) {
 	}
 	di, _ := os.Stat(Dir(db.Path))
 	if got := di.Mode().Perm(); got != 0o700 {
-		t.Errorf("archives/ mode %v, want 0700", got)
+		t.Errorf("archives directory mode %v, want 0700", got)
 	}
 	// Rows committed after the seal stay live and keep counting up.
 	commitRows(t, db, 500, 600)
@@ -210,7 +214,7 @@ func MustOpenPath(tb testing.TB, path string) *sqlite.DB {
 }
 
 // TestRecover_NeverSealed: opening a database that was never sealed does
-// not create archives/.
+// not create its archives directory.
 func TestRecover_NeverSealed(t *testing.T) {
 	db := MustOpen(t)
 	r := New(db, Options{MaxBytes: 100 << 20, PruneAge: 24 * time.Hour})
@@ -219,7 +223,7 @@ func TestRecover_NeverSealed(t *testing.T) {
 	}
 	r.Close()
 	if _, err := os.Stat(Dir(db.Path)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("archives/ was created: %v", err)
+		t.Errorf("the archives directory was created: %v", err)
 	}
 }
 

@@ -70,10 +70,10 @@ type CopyOptions struct {
 }
 
 // Copy adds to the merged table the telemetry rows that f selects (its
-// paging and order aside) from the database at src, opened read-only. A row
-// whose id is there already is skipped: the same row seen in an archive and
-// in the live database (a seal that switched meanwhile) counts once. It
-// returns the rows added.
+// paging and order aside) from the database at src, opened read-only. No
+// row is skipped: a row whose id is there already is an error, not a row
+// hidden (the caller drops the live rows that a seal moved meanwhile, see
+// DropUpTo). It returns the rows added.
 func (m *Merged) Copy(ctx context.Context, src string, f vibekit.Filter, o CopyOptions) (int64, error) {
 	f.Limit, f.Offset = 0, 0
 	params := "mode=ro"
@@ -107,7 +107,7 @@ func (m *Merged) Copy(ctx context.Context, src string, f vibekit.Filter, o CopyO
 		cols = strings.NewReplacer("prompt,", "NULL,", "streamData,", "NULL,").Replace(cols)
 	}
 	copyFrom := func(table string) (int64, error) {
-		res, err := m.conn.ExecContext(ctx, `INSERT OR IGNORE INTO main.telemetry (`+recordColumns+`)
+		res, err := m.conn.ExecContext(ctx, `INSERT INTO main.telemetry (`+recordColumns+`)
 			SELECT `+cols+` FROM src.`+table+` AS telemetry`+w, args...)
 		if err != nil {
 			return 0, err
@@ -155,6 +155,17 @@ func (m *Merged) Copy(ctx context.Context, src string, f vibekit.Filter, o CopyO
 		return 0, fmt.Errorf("merge %s: %w", src, err)
 	}
 	return added, nil
+}
+
+// DropUpTo deletes the merged rows with ids up to maxID, and returns how
+// many: the live rows that a seal moved into an archive after the live
+// database was copied, and before the archives were listed.
+func (m *Merged) DropUpTo(ctx context.Context, maxID int64) (int64, error) {
+	res, err := m.conn.ExecContext(ctx, `DELETE FROM main.telemetry WHERE id <= ?`, maxID)
+	if err != nil {
+		return 0, fmt.Errorf("merge: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 // Want marks the sessions that have a row from from to to (inclusive) in the

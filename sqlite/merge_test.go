@@ -25,7 +25,7 @@ func TestMerged_Copy(t *testing.T) {
 	}
 	defer m.Close()
 
-	// a holds ids 1-5 and b ids 1-7 of the same rows: each id counts once.
+	// a holds ids 1-5 and b ids 1-7 of the same rows.
 	if n, err := m.Copy(ctx, a.Path, vibekit.Filter{}, CopyOptions{}); err != nil || n != 5 {
 		t.Fatalf("copy a: %d, %v; want 5", n, err)
 	}
@@ -34,8 +34,10 @@ func TestMerged_Copy(t *testing.T) {
 	if n, err := m.Copy(ctx, b.Path, vibekit.Filter{Sources: []string{"f"}}, CopyOptions{}); err != nil || n != 2 {
 		t.Fatalf("copy b's rows from f: %d, %v; want 2", n, err)
 	}
-	if n, err := m.Copy(ctx, b.Path, vibekit.Filter{}, CopyOptions{}); err != nil || n != 0 {
-		t.Fatalf("copy b again: %d, %v; want 0 new", n, err)
+	// A repeated id is refused, not hidden: no row may vanish from a
+	// count because another with its id was merged first.
+	if n, err := m.Copy(ctx, b.Path, vibekit.Filter{}, CopyOptions{}); err == nil {
+		t.Fatalf("copy b again: %d rows and no error; want the repeated ids refused", n)
 	}
 	// Want marks the sessions with a row in the range; Wanted then copies
 	// their rows only.
@@ -43,8 +45,12 @@ func TestMerged_Copy(t *testing.T) {
 		t.Fatalf("want: %d, %v; want 1 session (s2)", n, err)
 	}
 	c := MustOpen(t)
-	recs[5].SessionID = "s2" // id 6; ids 4 and 5 are s2 already
-	MustCommit(t, c, recs)
+	MustCommit(t, c, fixture()[:1]) // id 1, of s1
+	if _, err := c.SQL().Exec(`UPDATE sqlite_sequence SET seq = 7 WHERE name = 'telemetry'`); err != nil {
+		t.Fatal(err)
+	}
+	recs[5].SessionID = "s2"
+	MustCommit(t, c, recs[5:6]) // id 8, of s2
 	m2, err := CreateMerged(ctx, filepath.Join(t.TempDir(), "m2.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +63,7 @@ func TestMerged_Copy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n, err := m2.Copy(ctx, c.Path, vibekit.Filter{}, CopyOptions{Wanted: true}); err != nil || n != 1 {
-		t.Fatalf("copy the wanted rows of c: %d, %v; want 1 (id 6; s2's others are merged already)", n, err)
+		t.Fatalf("copy the wanted rows of c: %d, %v; want 1 (id 8, of s2; id 1 is s1's)", n, err)
 	}
 	m.Close()
 	got, err := OpenReadOnly(m.Path)
@@ -106,5 +112,27 @@ func TestMerged_Copy(t *testing.T) {
 	defer m3.Close()
 	if _, err := m3.Copy(ctx, c.Path, vibekit.Filter{}, CopyOptions{}); !errors.Is(err, vibekit.ErrSchemaTooNew) {
 		t.Errorf("copy from a newer file: %v, want ErrSchemaTooNew", err)
+	}
+}
+
+// DropUpTo deletes the merged rows up to an id, and only those.
+func TestMerged_DropUpTo(t *testing.T) {
+	ctx := context.Background()
+	a := MustOpen(t)
+	MustCommit(t, a, fixture())
+	m, err := CreateMerged(ctx, filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if n, err := m.Copy(ctx, a.Path, vibekit.Filter{}, CopyOptions{}); err != nil || n != 7 {
+		t.Fatalf("copy: %d, %v; want 7", n, err)
+	}
+	if n, err := m.DropUpTo(ctx, 3); err != nil || n != 3 {
+		t.Fatalf("drop up to 3: %d, %v; want 3", n, err)
+	}
+	var lo, count int64
+	if err := m.conn.QueryRowContext(ctx, `SELECT min(id), count(*) FROM main.telemetry`).Scan(&lo, &count); err != nil || lo != 4 || count != 4 {
+		t.Errorf("left ids from %d, %d rows, %v; want 4 rows from id 4", lo, count, err)
 	}
 }

@@ -66,7 +66,7 @@ func contentsOf(ctx context.Context, q querier) (Contents, error) {
 // records it.
 type Seal struct {
 	ID       int64
-	Archive  string // file name in archives/
+	Archive  string // file name in the archives directory (<db>.archives/)
 	State    string // pending, done
 	Contents        // what the archive holds
 	Bytes    int64  // the uncompressed database

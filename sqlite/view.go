@@ -12,7 +12,7 @@ import (
 // database as it was when the view was taken, whatever is committed since.
 // Reading archives and the live database as one data set needs that: the
 // live rows (those of the telemetry table, and of the sealing table while a
-// seal is under way) are pinned first, then archives/ is listed, so a seal
+// seal is under way) are pinned first, then the archives are listed, so a seal
 // that puts its archive in place in between shows its rows twice (which the
 // reader drops by id) rather than not at all.
 type View struct {

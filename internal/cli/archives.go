@@ -24,22 +24,27 @@ func newArchivesCommand(e *env) *ffcli.Command {
 		Name:       "archives",
 		ShortUsage: "vibekit telemetry archives [flags] | archives restore NAME [--to PATH]",
 		ShortHelp:  "list the sealed archives of the database, or restore one",
-		LongHelp: `Lists the archives in archives/ beside the database as NDJSON, oldest
-first: name, from and to (the oldest and newest row, Unix ms), rows,
-rejects, bytes (the database unpacked), size (on disk) and ratio.
+		LongHelp: `Lists the archives of the database as NDJSON, oldest first: name, from
+and to (the oldest and newest row, Unix ms), rows, rejects, bytes (the
+database unpacked), size (on disk), ratio and sealed (Unix ms). They are in
+the directory named after the database, beside it: telemetry.db keeps
+them in telemetry.db.archives/.
 
 vibekit-pipe seals the database into an archive when its data passes
 --max-size-mb: each archive is a whole SQLite database, zstd-compressed.
 "archives restore" unpacks one for other tools; dump --archives reads them
 with the live database as one data set.
 
-An entry that cannot be read (a symlink, a file with a bad header) is
-reported on stderr with its name, and the exit status is 1.
+Each archive carries the identity of the database that sealed it. An
+archive of another database (one deleted and created again at this path,
+or a file put there) is not listed: it is reported on stderr with its name
+and why, as is an entry that cannot be read (a symlink, a file with a bad
+header), and the exit status is 1.
 
 Examples:
   vibekit telemetry archives
   vibekit telemetry archives | jq -r '.name + " " + (.ratio|tostring)'
-  vibekit telemetry archives restore telemetry-20261127T140102.000Z-20261127T150312.999Z-000003.db.zst --to old.db`,
+  vibekit telemetry archives restore telemetry-20261127T140102.000Z-20261127T150312.999Z-000003-1f2e3d4c.db.zst --to old.db`,
 		FlagSet:     fs,
 		Subcommands: []*ffcli.Command{newRestoreCommand(e)},
 		Exec: func(ctx context.Context, args []string) error {
@@ -49,13 +54,17 @@ Examples:
 			if err := applySettings(fs, "db"); err != nil {
 				return err
 			}
-			return listArchives(e, db)
+			return listArchives(ctx, e, db)
 		},
 	}
 }
 
-func listArchives(e *env, db string) error {
-	as, err := rotate.List(db)
+func listArchives(ctx context.Context, e *env, db string) error {
+	id, err := rotate.Identity(ctx, db)
+	if err != nil {
+		return err
+	}
+	as, err := rotate.Owned(db, id)
 	if err != nil {
 		return err
 	}
@@ -108,7 +117,7 @@ func newRestoreCommand(e *env) *ffcli.Command {
 		db, to string
 		maxMB  int
 	)
-	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path` whose archives/ holds the archive")
+	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path` whose archives directory holds the archive")
 	fs.StringVar(&to, "to", "", "write the database to this `path` (default: the archive's name less .zst, here)")
 	addMaxArchiveFlag(fs, &maxMB)
 	addConfigFlag(fs)
@@ -117,14 +126,16 @@ func newRestoreCommand(e *env) *ffcli.Command {
 		Name:       "restore",
 		ShortUsage: "vibekit telemetry archives restore NAME [--to PATH]",
 		ShortHelp:  "unpack an archive into a SQLite database file",
-		LongHelp: `Unpacks the archive NAME (a file name in archives/, as "archives" lists it)
-into a SQLite database that any SQLite client reads. It is unpacked into a
-private temporary directory, within --max-archive-mb, and checked with
-integrity_check before it is written to --to; an existing file is not
-replaced. Prints what it restored as one JSON object.
+		LongHelp: `Unpacks the archive NAME (a file name in the database's archives
+directory, as "archives" lists it) into a SQLite database that any SQLite
+client reads. It is unpacked into a private temporary directory, within
+--max-archive-mb, and checked with integrity_check before it is written to
+--to; an existing file is not replaced. An archive that another database
+sealed is refused (zstd -d unpacks any archive by hand). Prints what it
+restored as one JSON object.
 
 Examples:
-  vibekit telemetry archives restore telemetry-20261127T140102.000Z-20261127T150312.999Z-000003.db.zst
+  vibekit telemetry archives restore telemetry-20261127T140102.000Z-20261127T150312.999Z-000003-1f2e3d4c.db.zst
   vibekit telemetry archives restore NAME --to /tmp/old.db && sqlite3 /tmp/old.db 'select count(*) from telemetry'`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
@@ -141,7 +152,11 @@ Examples:
 			if err := applySettings(fs, "db", "max-archive-mb"); err != nil {
 				return err
 			}
-			a, err := rotate.Find(db, args[0])
+			id, err := rotate.Identity(ctx, db)
+			if err != nil {
+				return err
+			}
+			a, err := rotate.Find(db, id, args[0])
 			if err != nil {
 				return err
 			}

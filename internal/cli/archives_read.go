@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"flag"
+	"fmt"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/rotate"
@@ -37,9 +38,17 @@ func archiveLimits(mb int) rotate.Limits {
 	return rotate.Limits{MaxBytes: int64(max(mb, 1)) << 20}
 }
 
+// readOptions are the options of reading archives: another database's
+// archive is left out, with a warning on stderr that names it.
+func (a *archiveFlags) readOptions(e *env) rotate.ReadOptions {
+	return rotate.ReadOptions{Limits: archiveLimits(a.maxArchiveMB), OnForeign: func(err error) {
+		fmt.Fprintf(e.stderr, "vibekit: warning: %v; its rows are left out\n", err)
+	}}
+}
+
 // scanner reads the database at db and its archives.
-func (a *archiveFlags) scanner(db string) scanFunc {
-	o := rotate.ReadOptions{Limits: archiveLimits(a.maxArchiveMB)}
+func (a *archiveFlags) scanner(e *env, db string) scanFunc {
+	o := a.readOptions(e)
 	return func(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Record) error) error {
 		return rotate.Scan(ctx, db, f, o, fn)
 	}
@@ -51,8 +60,8 @@ func (a *archiveFlags) scanner(db string) scanFunc {
 // runs its own SQL on them; the directory is removed afterwards, whatever
 // happens. A summary (stats, sessions) needs neither prompt nor streamData,
 // which are left out, and reads f's time bounds as its own SQL does.
-func (a *archiveFlags) merged(ctx context.Context, db string, f vibekit.Filter, summary mergeKind, fn func(*sqlite.DB) error) error {
-	o := rotate.MergeOptions{ReadOptions: rotate.ReadOptions{Limits: archiveLimits(a.maxArchiveMB)},
+func (a *archiveFlags) merged(ctx context.Context, e *env, db string, f vibekit.Filter, summary mergeKind, fn func(*sqlite.DB) error) error {
+	o := rotate.MergeOptions{ReadOptions: a.readOptions(e),
 		WholeSessions: summary == sessionsSummary, NoText: summary != allColumns}
 	m, err := rotate.Merge(ctx, db, f, o)
 	if err != nil {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"testing"
 
@@ -60,7 +61,7 @@ func TestArchiveStats_Filters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := archiveStats(ctx, sealed.Path, f, sqlite.StatsOptions{GroupBy: "sessionId"}, ar)
+		got, err := archiveStats(ctx, &env{stderr: io.Discard}, sealed.Path, f, sqlite.StatsOptions{GroupBy: "sessionId"}, ar)
 		if err != nil {
 			t.Fatalf("stats --archives %+v: %v", f, err)
 		}

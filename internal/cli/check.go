@@ -33,7 +33,9 @@ func newCheckCommand(e *env) *ffcli.Command {
 		LongHelp: `Runs PRAGMA integrity_check on the database, read-only, and with
 --archives on every archive, unpacked. Prints one JSON object per file:
 {"file": ..., "ok": true} or {"file": ..., "ok": false, "problems": [...]}.
-The exit status is 0 if every file is sound and 1 if any is not.
+An archive in the database's archives directory that the database did not
+seal (it carries another identity, or none) is a problem too. The exit
+status is 0 if every file is sound and 1 if any is not.
 
 Examples:
   vibekit telemetry check
@@ -94,7 +96,11 @@ Examples:
 }
 
 func checkArchives(ctx context.Context, db string, maxMB int, report func(string, []string)) error {
-	as, err := rotate.List(db)
+	id, err := rotate.Identity(ctx, db)
+	if err != nil {
+		return err
+	}
+	as, err := rotate.Owned(db, id)
 	if err != nil {
 		return err
 	}

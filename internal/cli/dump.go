@@ -98,7 +98,7 @@ Examples:
 			}
 			var scan scanFunc
 			if ar.archives {
-				scan = ar.scanner(db)
+				scan = ar.scanner(e, db)
 			} else {
 				store, err := sqlite.OpenReadOnly(db)
 				if err != nil {

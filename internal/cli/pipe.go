@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"sync"
@@ -136,8 +137,8 @@ func newPipeCommand(o *pipeOptions) *ffcli.Command {
 	fs.StringVar(&o.repoURL, "repo-url", "", "repository `url` recorded on the session's rows")
 	fs.BoolVar(&o.quiet, "quiet", false, "do not copy the input to stdout")
 	fs.BoolVar(&o.stats, "stats", false, "print ingest metrics to stderr at exit")
-	fs.IntVar(&o.maxSizeMB, "max-size-mb", 100, "seal the database into archives/ when its data passes this many `MB` (0: never)")
-	fs.IntVar(&o.pruneDays, "prune-days", 0, "delete rows and archives older than this many `days`, at start and hourly (0: never)")
+	fs.IntVar(&o.maxSizeMB, "max-size-mb", 100, "seal the database into <db>.archives/ beside it when its data passes this many `MB` (0: never)")
+	fs.IntVar(&o.pruneDays, "prune-days", 0, "delete rows and archives older than this many `days` (at most 106751), at start and hourly (0: never)")
 	fs.Var(&o.follow, "follow", "follow this file or glob `path`, like tail -F (repeatable)")
 	fs.Var(&o.fifos, "fifo", "read this named pipe `path`, writer after writer (repeatable; created if missing)")
 	fs.BoolVar(&o.fromEnd, "from-end", false, "start followed files that have no checkpoint at their end: only new lines")
@@ -154,6 +155,30 @@ func newPipeCommand(o *pipeOptions) *ffcli.Command {
 		FlagSet:    fs,
 		Options:    ffOptions(),
 	}
+}
+
+// Largest values of the settings whose product overflows int64:
+// --prune-days as a time.Duration, --stream-flush-interval-ms as one, and
+// --max-size-mb in bytes. (213504 days overflowed to 26 minutes, and
+// pruned everything.)
+const (
+	maxPruneDays = int64(math.MaxInt64 / int64(24*time.Hour))
+	maxFlushMs   = int64(math.MaxInt64 / int64(time.Millisecond))
+	maxSizeMB    = int64(math.MaxInt64 >> 20)
+)
+
+// checkLimits refuses, as usage errors, settings whose value does not fit
+// in what they are turned into.
+func checkLimits(o *pipeOptions) error {
+	switch {
+	case int64(o.pruneDays) > maxPruneDays:
+		return usageErrorf("--prune-days %d does not fit in a duration: at most %d days (about 292 years)", o.pruneDays, maxPruneDays)
+	case int64(o.flushMs) > maxFlushMs:
+		return usageErrorf("--stream-flush-interval-ms %d does not fit in a duration: at most %d ms", o.flushMs, maxFlushMs)
+	case int64(o.maxSizeMB) > maxSizeMB:
+		return usageErrorf("--max-size-mb %d does not fit in a byte count: at most %d MB", o.maxSizeMB, maxSizeMB)
+	}
+	return nil
 }
 
 // RunPipe is vibekit-pipe: it returns the exit code.
@@ -180,6 +205,9 @@ func runPipeWith(ctx context.Context, args []string, o *pipeOptions, stdin *os.F
 		}
 		if o.maxSizeMB < 0 || o.pruneDays < 0 {
 			return usageErrorf("--max-size-mb and --prune-days must not be negative (0 turns them off)")
+		}
+		if err := checkLimits(o); err != nil {
+			return err
 		}
 		if o.pollInterval <= 0 || o.rotateWait <= 0 {
 			return usageErrorf("--poll-interval and --rotate-wait must be positive")

@@ -154,7 +154,7 @@ Examples:
 			}
 			switch {
 			case ar.archives:
-				err = ar.merged(ctx, wf.db, filter, allColumns, run)
+				err = ar.merged(ctx, e, wf.db, filter, allColumns, run)
 				if err != nil && strings.Contains(err.Error(), "no such table") {
 					err = fmt.Errorf("%w (with --archives, only the telemetry table is merged)", err)
 				}

@@ -51,6 +51,9 @@ func printRotatorStats(w io.Writer, s rotate.Stats) {
 			s.Seals, l.Seal.Archive, l.Seal.Rows, float64(l.Seal.Bytes)/1e6, float64(l.Size)/1e6,
 			ms(l.Switch), ms(l.Compress), ms(l.Verify), ms(l.Finish), ms(s.MaxStall), ms(s.TotalStall))
 	}
+	if s.Failed > 0 {
+		fmt.Fprintf(w, "vibekit-pipe: seals failed %d (rolled back, their rows kept live; the errors are above)\n", s.Failed)
+	}
 	if p := s.Pruned; p.Rows > 0 || p.Rejects > 0 || len(p.Archives) > 0 {
 		fmt.Fprintf(w, "vibekit-pipe: pruned rows older than %s: %d rows, %d rejects, %d archives (%d rows)\n",
 			p.Before.UTC().Format(time.RFC3339), p.Rows, p.Rejects, len(p.Archives), p.ArchiveRows)

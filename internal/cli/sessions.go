@@ -152,7 +152,7 @@ Examples:
 				}
 			}
 			if ar.archives {
-				err = ar.merged(ctx, db, filter, sessionsSummary, sessions(mergedFilter(filter)))
+				err = ar.merged(ctx, e, db, filter, sessionsSummary, sessions(mergedFilter(filter)))
 			} else {
 				var store *sqlite.DB
 				if store, err = sqlite.OpenReadOnly(db); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -97,7 +98,7 @@ Examples:
 			var v any
 			switch {
 			case ar.archives && !performance:
-				v, err = archiveStats(ctx, db, filter, opts, &ar)
+				v, err = archiveStats(ctx, e, db, filter, opts, &ar)
 			default:
 				// The runs' log stays in the live database: --archives
 				// adds nothing to --performance.
@@ -131,10 +132,11 @@ Examples:
 
 // archiveStats summarises the rows that f selects from the database at db
 // and its archives, merged; the size, the archives' and what was pruned
-// describe the store on disk, as without --archives.
-func archiveStats(ctx context.Context, db string, f vibekit.Filter, opts sqlite.StatsOptions, ar *archiveFlags) (*vibekit.Stats, error) {
+// describe the store on disk, as without --archives. Another database's
+// archives are left out of both, with a warning.
+func archiveStats(ctx context.Context, e *env, db string, f vibekit.Filter, opts sqlite.StatsOptions, ar *archiveFlags) (*vibekit.Stats, error) {
 	var s *vibekit.Stats
-	err := ar.merged(ctx, db, f, statsSummary, func(m *sqlite.DB) (err error) {
+	err := ar.merged(ctx, e, db, f, statsSummary, func(m *sqlite.DB) (err error) {
 		s, err = m.Stats(ctx, mergedFilter(f), opts)
 		return err
 	})
@@ -155,11 +157,18 @@ func archiveStats(ctx context.Context, db string, f vibekit.Filter, opts sqlite.
 			return nil, err
 		}
 	}
-	as, err := rotate.List(db)
+	id, err := rotate.Identity(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	as, err := rotate.Owned(db, id)
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range as {
+		if errors.Is(a.Err, rotate.ErrForeign) {
+			continue // reported by the merge
+		}
 		s.Archives++
 		s.ArchiveSize += a.Size
 	}

@@ -60,7 +60,7 @@ Examples:
 				return err
 			}
 			f := sqlite.UserFilter(key, args[0])
-			scan := (&archiveFlags{archives: true, maxArchiveMB: maxMB}).scanner(db)
+			scan := (&archiveFlags{archives: true, maxArchiveMB: maxMB}).scanner(e, db)
 			err = p.print(ctx, func(fn func(*vibekit.Record) error) error { return scan(ctx, f, fn) })
 			if err != nil {
 				return errf("export-user-data", err)

@@ -72,7 +72,7 @@ func benchCommands() []command {
 			bases: []string{"vibekit-pipe ingest --redact none"},
 		},
 		{
-			// The same ingest, sealing the database into archives/ each time
+			// The same ingest, sealing the database into its archives directory each time
 			// its data passes 100 MB (the default): its rate against the
 			// ingest above is the cost of rotation.
 			name:     "vibekit-pipe ingest, rotating at 100 MB",
@@ -635,7 +635,7 @@ func (b *bench) measure(ctx context.Context, c command) (result, error) {
 		if n != want {
 			hint := ""
 			if _, err := os.Stat(filepath.Join(filepath.Dir(db), "archives")); err == nil {
-				hint = "; the database was rotated into archives/: raise the size limit of this command in benchCommands"
+				hint = "; the database was rotated into its archives directory: raise the size limit of this command in benchCommands"
 			}
 			return r, fmt.Errorf("%s: %s has %d rows, want %d%s", c.name, filepath.Base(db), n, want, hint)
 		}
