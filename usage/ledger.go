@@ -76,9 +76,9 @@ type Entry struct {
 	// request id); an entry whose key was seen is counted once.
 	Key string
 	// Scope, when set, makes Tokens and Cost a running total over the scope
-	// (Claude: one process's result messages; Codex: a thread): what counts is
-	// its increase over the scope's last total of the same model, or the whole
-	// total after a decrease (a reset).
+	// within the session (Claude: one model in one process's results; Codex:
+	// a thread, whatever its model): what counts is its increase over the
+	// scope's last total, or the whole total after a decrease (a reset).
 	Scope string
 	// Flagged says a count was out of range (negative, fractional, beyond
 	// int64) and was clamped.
@@ -105,7 +105,7 @@ type Ledger struct {
 
 type sessionKey struct{ agent, session string }
 
-type scopeKey struct{ agent, session, scope, model string }
+type scopeKey struct{ agent, session, scope string }
 
 type running struct {
 	tokens Tokens
@@ -132,7 +132,7 @@ func (l *Ledger) Add(e Entry) {
 	}
 	if e.Scope != "" {
 		l.reported[sessionKey{e.Agent, e.Session}] = true
-		k := scopeKey{e.Agent, e.Session, e.Scope, e.Model}
+		k := scopeKey{e.Agent, e.Session, e.Scope}
 		last, ok := l.totals[k]
 		l.totals[k] = running{e.Tokens, e.Cost}
 		if ok && !e.Tokens.less(last.tokens) && e.Cost >= last.cost {

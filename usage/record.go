@@ -17,6 +17,7 @@ import (
 //	costUSD                      the agent's own cost, when it gives one
 //	key                          the API call's own id (Claude: message id and request id)
 //	scope                        set when the figures are a running total over the scope
+//	                             (within the session; see Entry.Scope)
 //	project                      the project (working directory) of the run
 const MetadataKey = "tokens"
 

@@ -57,7 +57,7 @@ def result_tokens:
     | [.modelUsage | to_entries[]
        | {model: (.key | model_name), input: .value.inputTokens, output: .value.outputTokens,
           cacheCreation: .value.cacheCreationInputTokens, cacheRead: .value.cacheReadInputTokens,
-          costUSD: .value.costUSD, scope: $run}
+          costUSD: .value.costUSD, scope: "\($run):\(.key)"}
          + (if $uuid then {key: "\($uuid):\(.key)"} else {} end)]
   elif (.usage | type) == "object" then
     [{model: null, input: .usage.input_tokens, output: .usage.output_tokens,
