@@ -91,10 +91,13 @@ type Filter struct {
 	Modes      []string
 	Contains   string            // substring of prompt or streamData
 	Metadata   map[string]string // dotted key path = value
-	Sources    []string          // the input a row was read from
-	Limit      int               // 0 means no limit
-	Offset     int
-	Order      Order
+	// HasMetadata keeps the rows whose metadata has each of these top-level
+	// keys (with any value but null).
+	HasMetadata []string
+	Sources     []string // the input a row was read from
+	Limit       int      // 0 means no limit
+	Offset      int
+	Order       Order
 }
 
 // Errors callers tell apart.

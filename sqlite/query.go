@@ -60,6 +60,11 @@ func where(f *vibekit.Filter) (string, []any) {
 		conds = append(conds, `CASE WHEN json_valid(metadata) THEN CAST(json_extract(metadata, ?) AS TEXT) END = ?`)
 		args = append(args, jsonPath(k), f.Metadata[k])
 	}
+	for _, k := range f.HasMetadata {
+		// instr first: it passes over most rows without parsing their JSON.
+		conds = append(conds, `CASE WHEN instr(metadata, ?) > 0 AND json_valid(metadata) THEN json_type(metadata, ?) END NOT IN ('null')`)
+		args = append(args, `"`+k+`"`, jsonPath(k))
+	}
 	if len(f.Sources) > 0 {
 		conds = append(conds, `EXISTS (SELECT 1 FROM vk_spans sp JOIN vk_sources so ON so.id = sp.source_id
 			WHERE so.name IN (?`+strings.Repeat(`,?`, len(f.Sources)-1)+`) AND telemetry.id BETWEEN sp.first_id AND sp.last_id)`)

@@ -52,6 +52,7 @@ Examples:
 			newDumpCommand(e),
 			newStatsCommand(e),
 			newSessionsCommand(e),
+			newUsageCommand(e),
 			newSessionCommand(e),
 			newClearCommand(e),
 			newQueryCommand(e),

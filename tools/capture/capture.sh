@@ -131,9 +131,10 @@ claude_multiturn() {
     '{"type":"user","message":{"role":"user","content":"second question: and 3+3?"}}' > "$work/$name/input.ndjson"
   mkfifo "$work/$name/stdin"
   feed "$work/$name/input.ndjson" > "$work/$name/stdin" &
+  local feeder=$!
   stdin="$work/$name/stdin" run $(claude_env) "$bin/claude" -p --session-id "$(sid 2)" --model $sonnet \
     --input-format stream-json --output-format stream-json --verbose
-  wait
+  wait "$feeder"
   stop_stub; keep_home .claude/projects; ccusage_reports
 }
 

@@ -13,6 +13,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -52,7 +54,9 @@ func run(args []string) error {
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return fmt.Errorf("-addr %q: only loopback addresses are served", *addr)
 	}
-	s := &server{bodies: *bodies}
+	var nonce [6]byte
+	rand.Read(nonce[:])
+	s := &server{bodies: *bodies, run: hex.EncodeToString(nonce[:])}
 	if *script != "" {
 		b, err := os.ReadFile(*script)
 		if err != nil {
@@ -147,6 +151,7 @@ type server struct {
 	n       int
 	log     io.Writer
 	bodies  string // a directory for the request bodies, or ""
+	run     string // this server's part of the ids it makes
 	seen    chan struct{}
 }
 
@@ -216,11 +221,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rep.Model == "" {
 		rep.Model = req.Model
 	}
+	// Ids are unique across runs, as the real APIs' are: reports count an
+	// API call once by them.
 	if rep.ID == "" {
-		rep.ID = fmt.Sprintf("msg_stub%04d", n)
+		rep.ID = fmt.Sprintf("msg_%s%04d", s.run, n)
 	}
 	if rep.Request == "" {
-		rep.Request = fmt.Sprintf("req_stub%04d", n)
+		rep.Request = fmt.Sprintf("req_%s%04d", s.run, n)
 	}
 	if rep.Status != 0 {
 		w.Header().Set("Content-Type", "application/json")

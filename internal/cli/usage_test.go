@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// pipeFile stores the lines of path with vibekit-pipe --preset preset.
+func pipeFile(t *testing.T, db, preset, path string) {
+	t.Helper()
+	in, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	var errb bytes.Buffer
+	if code := RunPipe(context.Background(), []string{"--db", db, "--preset", preset, "--quiet"}, in, &bytes.Buffer{}, &errb); code != 0 {
+		t.Fatalf("vibekit-pipe < %s: exit %d: %s", path, code, errb.String())
+	}
+}
+
+type usageTotals struct {
+	Input         int64   `json:"inputTokens"`
+	Output        int64   `json:"outputTokens"`
+	CacheCreation int64   `json:"cacheCreationTokens"`
+	CacheRead     int64   `json:"cacheReadTokens"`
+	Cost          float64 `json:"totalCost"`
+}
+
+// TestUsage_ClaudeTranscriptsEqualCcusage stores every captured Claude Code
+// transcript in one database, the subagents' too, and checks that `usage
+// daily` and `usage session` give ccusage's token counts and its cost to the
+// cent, added up over the runs (ccusage read each run's home on its own).
+func TestUsage_ClaudeTranscriptsEqualCcusage(t *testing.T) {
+	real := "../../testdata/agents/real"
+	db := filepath.Join(t.TempDir(), "t.db")
+	var want usageTotals
+	dirs, _ := filepath.Glob(filepath.Join(real, "claude-*"))
+	for _, dir := range dirs {
+		err := filepath.WalkDir(filepath.Join(dir, "home"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, ".jsonl") {
+				pipeFile(t, db, "claude", p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "ccusage-daily.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct{ Totals usageTotals }
+		if strings.TrimSpace(string(b)) != "[]" { // ccusage's answer when it found nothing
+			if err := json.Unmarshal(b, &doc); err != nil {
+				t.Fatalf("%s: %v", dir, err)
+			}
+		}
+		want.Input += doc.Totals.Input
+		want.Output += doc.Totals.Output
+		want.CacheCreation += doc.Totals.CacheCreation
+		want.CacheRead += doc.Totals.CacheRead
+		want.Cost += doc.Totals.Cost
+	}
+	if len(dirs) < 5 {
+		t.Fatalf("only %d Claude runs in %s", len(dirs), real)
+	}
+	for _, report := range []string{"daily", "session"} {
+		code, out, errs := runVibekit(t, "telemetry", "usage", report, "--db", db, "--format", "json", "--timezone", "UTC")
+		if code != 0 {
+			t.Fatalf("usage %s: exit %d: %s", report, code, errs)
+		}
+		var doc struct {
+			Totals usageTotals `json:"totals"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("usage %s: %v\n%s", report, err, out)
+		}
+		got := doc.Totals
+		gotCost, wantCost := got.Cost, want.Cost
+		got.Cost, want.Cost = 0, 0
+		if got != want {
+			t.Errorf("usage %s: tokens %+v, ccusage %+v", report, got, want)
+		}
+		if math.Round(gotCost*100) != math.Round(wantCost*100) || math.Abs(gotCost-wantCost) > 1e-9 {
+			t.Errorf("usage %s: cost %.9f, ccusage %.9f", report, gotCost, wantCost)
+		}
+		want.Cost = wantCost
+	}
+}
