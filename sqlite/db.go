@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -38,6 +39,25 @@ var indexes = []struct{ name, def string }{
 // before SQLite reports SQLITE_BUSY; writers retry beyond it.
 const BusyTimeout = 5 * time.Second
 
+// ApplicationID marks a database as ours (PRAGMA application_id): "VKTP",
+// for VibeKit telemetry pipe. Open refuses to write to a file carrying any
+// other, and readers refuse one too.
+const ApplicationID = 0x564b5450
+
+// LockNotice is how long Open waits for another process's lock before it
+// tells Options.Waiting.
+const LockNotice = 3 * time.Second
+
+// openTry is how long one attempt of Open waits for a lock inside SQLite
+// before Open itself waits and tries again: short, so that Open notices a
+// cancelled context and tells Waiting on time.
+const openTry = time.Second
+
+// ErrForeignDatabase is the error of opening for writing a database that is
+// neither ours, nor empty, nor the guide's bare telemetry file: writing our
+// tables into another program's file would damage it.
+var ErrForeignDatabase = errors.New("not a vibekit telemetry database")
+
 // Options are the settings of a writable store.
 type Options struct {
 	// EnableIndexes creates the query indexes; false drops them, for
@@ -48,6 +68,12 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for another writer's lock
 	// before failing with SQLITE_BUSY; zero means BusyTimeout.
 	BusyTimeout time.Duration
+	// Waiting, if set, is called once, from Open's goroutine, when Open has
+	// waited WaitNotice for another process's lock on the database, so that
+	// the program can say so; Open goes on waiting.
+	Waiting func()
+	// WaitNotice is when Waiting is called; zero means LockNotice.
+	WaitNotice time.Duration
 }
 
 // DB is an open telemetry database.
@@ -65,29 +91,45 @@ type DB struct {
 	held       *heldFile // the file's descriptor, held while the DB is open (see holdFile)
 }
 
-// Open opens the database at path for writing, creating it (0600) and its
-// directory (0700) if needed, and brings its schema up to date.
+// Open opens the database at path for writing, as OpenContext does, with a
+// context that is never cancelled: it waits for another process's lock for
+// as long as that process holds it.
 func Open(path string, opts Options) (*DB, error) {
+	return OpenContext(context.Background(), path, opts)
+}
+
+// OpenContext opens the database at path for writing, creating it (0600)
+// and its directory (0700) if needed, and brings its schema up to date in
+// one transaction. It refuses files another user could have planted
+// (ErrUntrusted) and other programs' databases (ErrForeignDatabase), and
+// changes neither. While another process holds the database's write lock it
+// waits, as commits do, until the lock frees or ctx is done.
+func OpenContext(ctx context.Context, path string, opts Options) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	// The directories created here are ours and private; checkPath then
+	// vets the one the database lives in, created now or not.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create database directory: %w", err)
 	}
 	// Create the file ourselves so it is private from the first byte; SQLite
 	// gives the WAL and shared-memory files the same mode. The descriptor is
 	// held until Close.
-	h, err := holdFile(path, true)
+	h, err := hold(path, dir, true)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	// Checkpoints run in the background (see checkpointer); the writer's own
-	// automatic checkpoint is a backstop that bounds the WAL at 64 MiB.
 	busy := opts.BusyTimeout
 	if busy <= 0 {
 		busy = BusyTimeout
 	}
-	writerDSN := dsn(path, busy, "_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL")
+	// No journal mode in the DSN: WAL mode is set by prepare, only once the
+	// file is known to be ours, and it persists in the file.
+	writerDSN := dsn(path, busy, "_txlock=immediate&_synchronous=NORMAL")
+	// Checkpoints run in the background (see checkpointer); the writer's own
+	// automatic checkpoint is a backstop that bounds the WAL at 64 MiB.
 	// secure_delete FAST: a page that is written anyway is written without
 	// the bytes of rows deleted from it, and a page put to a new use starts
 	// blank, at no extra I/O; so no stale copy of a row lingers in the
@@ -101,11 +143,11 @@ func Open(path string, opts Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
-	// Connecting sets WAL mode, which fails at once, without waiting for the
-	// busy timeout, while another process is creating the same file: retry.
-	err = retryBusy(busy, sqldb.Ping)
+	err = db.prepare(ctx, busy, opts)
 	if err == nil {
-		err = retryBusy(busy, func() error { return db.migrate(opts.EnableIndexes) })
+		// SQLite has created the WAL and shared-memory files by now: in a
+		// directory others may add to (/tmp), check they are the ones it made.
+		err = checkSidecars(path)
 	}
 	if err != nil {
 		sqldb.Close()
@@ -114,6 +156,89 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db.ckpt = startCheckpointer(sql.OpenDB(connector(writerDSN, "")))
 	return db, nil
+}
+
+// hold checks the database file at path, its sidecars and its directory,
+// and returns the file's held descriptor, itself checked too (the name may
+// have changed between the look and the open).
+func hold(path, dir string, create bool) (*heldFile, error) {
+	if err := checkPath(path, dir); err != nil {
+		return nil, err
+	}
+	h, err := holdFile(path, create)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, symlinkError(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fi, err := h.f.Stat()
+	if err == nil {
+		err = checkFile(path, fi)
+	}
+	if err != nil {
+		h.release()
+		return nil, err
+	}
+	return h, nil
+}
+
+// prepare migrates the database and sets WAL mode on the writer's
+// connection, trying again while another process holds a lock, with the
+// backoff of a commit (internal/cli's writer), until ctx is done.
+func (db *DB) prepare(ctx context.Context, busy time.Duration, opts Options) error {
+	conn, err := db.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	notice := opts.WaitNotice
+	if notice <= 0 {
+		notice = LockNotice
+	}
+	began, told := time.Now(), false
+	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		err = db.prepareOnce(ctx, conn, opts.EnableIndexes)
+		if err == nil || !IsBusy(err) {
+			break
+		}
+		if !told && opts.Waiting != nil && time.Since(began) >= notice {
+			opts.Waiting()
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for another process's lock: %w (%v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+	}
+	if err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busy.Milliseconds()))
+	return err
+}
+
+// prepareOnce is one attempt of prepare.
+func (db *DB) prepareOnce(ctx context.Context, conn *sql.Conn, enableIndexes bool) error {
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, openTry.Milliseconds())); err != nil {
+		return err
+	}
+	if err := migrate(ctx, conn, enableIndexes); err != nil {
+		return err
+	}
+	// After the migration's commit, never before: a file refused, or a
+	// migration that failed, keeps its journal mode. Setting WAL mode fails
+	// at once, without the busy timeout, while another connection reads a
+	// new file in rollback mode: prepare tries again.
+	var mode string
+	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode); err != nil {
+		return fmt.Errorf("set WAL mode: %w", err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("set WAL mode: the database stays in %s mode", mode)
+	}
+	return nil
 }
 
 // connector opens go-sqlite3 connections to dsn and runs pragmas on each.
@@ -137,20 +262,30 @@ func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) { return
 func (c *sqliteConnector) Driver() driver.Driver                        { return c.drv }
 
 // OpenReadOnly opens an existing database for reading. Nothing it does can
-// change the file (DESIGN invariant 5).
+// change the file (DESIGN invariant 5). It refuses the files Open refuses
+// (ErrUntrusted), and a database with another program's application id.
 func OpenReadOnly(path string) (*DB, error) {
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Lstat(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("open database %s: no such file (vibekit-pipe creates it; --db names another)", path)
 		}
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	h, err := holdFile(path, false)
+	h, err := hold(path, filepath.Dir(path), false)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	sqldb := sql.OpenDB(connector(dsn(path, BusyTimeout, "mode=ro&_query_only=1"), ""))
-	return checkReadable(&DB{Path: path, db: sqldb, readOnly: true, now: time.Now, held: h})
+	db, err := checkReadable(&DB{Path: path, db: sqldb, readOnly: true, now: time.Now, held: h})
+	if err == nil {
+		// A reader that is the first to open a WAL database creates its
+		// shared-memory file: check it as Open does.
+		if err = checkSidecars(path); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+	}
+	return db, err
 }
 
 // OpenPrivate opens for reading a database file that nothing writes while
@@ -167,10 +302,19 @@ func OpenPrivate(path string) (*DB, error) {
 	return checkReadable(&DB{Path: path, db: sqldb, readOnly: true, now: time.Now})
 }
 
-// checkReadable refuses a database from a newer version, and closes it.
+// checkReadable refuses a database from a newer version or of another
+// program, and closes it.
 func checkReadable(db *DB) (*DB, error) {
+	var appID int64
 	v, err := db.userVersion()
-	if err == nil && v > latestVersion() {
+	if err == nil {
+		err = db.db.QueryRow(`PRAGMA application_id`).Scan(&appID)
+	}
+	switch {
+	case err != nil:
+	case appID != 0 && appID != ApplicationID:
+		err = fileState{kind: kindForeign, appID: appID}.foreignError()
+	case v > latestVersion():
 		err = fmt.Errorf("%w (version %d; this program knows up to %d)", vibekit.ErrSchemaTooNew, v, latestVersion())
 	}
 	if err != nil {
@@ -249,50 +393,64 @@ func latestVersion() int {
 	return ms[len(ms)-1].version
 }
 
-// migrate applies the migrations newer than the file's user_version, each in
-// its own transaction, and then creates or drops the query indexes.
-func (db *DB) migrate(enableIndexes bool) error {
-	v, err := db.userVersion()
+// migrate brings the database's schema up to date in one transaction: the
+// pending migrations, user_version, the application id and the query
+// indexes all commit together, or nothing does. The transaction is
+// immediate, so the file is looked at under the write lock it is changed
+// under: a file that another process is creating at the same moment is
+// seen before or after, never half-made.
+func migrate(ctx context.Context, conn *sql.Conn, enableIndexes bool) error {
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if v > latestVersion() {
-		return fmt.Errorf("%w (version %d; this program knows up to %d)", vibekit.ErrSchemaTooNew, v, latestVersion())
+	defer tx.Rollback()
+	st, err := readState(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if err := st.writable(); err != nil {
+		return err
 	}
 	for _, m := range migrations() {
-		if m.version <= v {
+		if m.version <= st.version {
 			continue
 		}
 		body, err := migrationFS.ReadFile("migration/" + m.name)
 		if err != nil {
 			return err
 		}
-		if err := db.inTx(context.Background(), func(tx *sql.Tx) error {
-			if _, err := tx.Exec(string(body)); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
-			}
-			_, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, m.version))
-			return err
-		}); err != nil {
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	if st.version != latestVersion() {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, latestVersion())); err != nil {
 			return err
 		}
 	}
-	return db.setIndexes(enableIndexes)
+	if st.appID != ApplicationID {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d`, ApplicationID)); err != nil {
+			return err
+		}
+	}
+	if err := setIndexes(ctx, tx, enableIndexes); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
-func (db *DB) setIndexes(enable bool) error {
-	return db.inTx(context.Background(), func(tx *sql.Tx) error {
-		for _, ix := range indexes {
-			q := `DROP INDEX IF EXISTS ` + ix.name
-			if enable {
-				q = `CREATE INDEX IF NOT EXISTS ` + ix.name + ` ON ` + ix.def
-			}
-			if _, err := tx.Exec(q); err != nil {
-				return fmt.Errorf("index %s: %w", ix.name, err)
-			}
+func setIndexes(ctx context.Context, tx *sql.Tx, enable bool) error {
+	for _, ix := range indexes {
+		q := `DROP INDEX IF EXISTS ` + ix.name
+		if enable {
+			q = `CREATE INDEX IF NOT EXISTS ` + ix.name + ` ON ` + ix.def
 		}
-		return nil
-	})
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("index %s: %w", ix.name, err)
+		}
+	}
+	return nil
 }
 
 // inTx runs fn in a transaction and commits it, or rolls it back on error.
@@ -306,19 +464,6 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
-}
-
-// retryBusy calls fn until it succeeds, fails with an error other than
-// SQLITE_BUSY, or timeout has passed, waiting longer after each try.
-func retryBusy(timeout time.Duration, fn func() error) error {
-	deadline := time.Now().Add(timeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		err := fn()
-		if err == nil || !IsBusy(err) || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(wait)
-	}
 }
 
 // IsBusy reports whether err is SQLite's "database is locked" (or busy):

@@ -43,7 +43,7 @@ func holdFile(path string, create bool) (*heldFile, error) {
 		held.byPath = map[string]*heldFile{}
 		held.byInode = map[[2]uint64]*heldFile{}
 	}
-	fi, statErr := os.Stat(abs)
+	fi, statErr := os.Lstat(abs)
 	if h := held.byPath[abs]; h != nil {
 		if statErr == nil && inodeOf(fi) == h.inode {
 			h.refs++
@@ -63,9 +63,12 @@ func holdFile(path string, create bool) (*heldFile, error) {
 			return h, nil
 		}
 	}
-	flag := os.O_RDONLY
+	// O_NOFOLLOW: a link put at the name is refused, not followed to
+	// create or read a file elsewhere (checkPath looked before; this closes
+	// the gap between the look and the open).
+	flag := os.O_RDONLY | syscall.O_NOFOLLOW
 	if create {
-		flag = os.O_RDWR | os.O_CREATE
+		flag = os.O_RDWR | os.O_CREATE | syscall.O_NOFOLLOW
 	}
 	f, err := os.OpenFile(abs, flag, 0o600)
 	if err != nil {

@@ -17,7 +17,7 @@ func TestHoldFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	link := filepath.Join(dir, "link.db")
-	if err := os.Symlink(p, link); err != nil {
+	if err := os.Link(p, link); err != nil {
 		t.Fatal(err)
 	}
 	b, err := holdFile(link, false)

@@ -185,8 +185,9 @@ func pruned(ctx context.Context, c *sql.Conn) (PruneTotals, error) {
 
 // OpenExisting opens an existing database for writing, for maintenance
 // (vacuum, reindex): unlike Open it does not create the file, and it leaves
-// the query indexes as they are.
-func OpenExisting(path string) (*DB, error) {
+// the query indexes as they are. It waits for another process's lock as
+// OpenContext does, with opts (whose EnableIndexes it ignores).
+func OpenExisting(ctx context.Context, path string, opts Options) (*DB, error) {
 	ro, err := OpenReadOnly(path)
 	if err != nil {
 		return nil, err
@@ -197,5 +198,6 @@ func OpenExisting(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	return Open(path, Options{EnableIndexes: n > 0})
+	opts.EnableIndexes = n > 0
+	return OpenContext(ctx, path, opts)
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -86,6 +87,9 @@ func TestDB_MigrateSourcesKeepsSpans(t *testing.T) {
 		}
 	}
 	raw.Close()
+	if err := os.Chmod(path, 0o600); err != nil { // SQLite made it 0644
+		t.Fatal(err)
+	}
 	db, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -247,6 +248,10 @@ func TestDB_Stats_ForeignFile(t *testing.T) {
 		INSERT INTO telemetry (sessionId, eventType, agentType, timestamp) VALUES ('s', 'start', 'claude', 1)`)
 	w.Close()
 	if err != nil {
+		t.Fatal(err)
+	}
+	// SQLite made it 0644, which the store refuses as readable by others.
+	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	db, err := OpenReadOnly(path)

@@ -101,6 +101,11 @@ type Config struct {
 	UserIDField string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Waiting, if set, is called once when opening the database for writing
+	// has waited a few seconds for another process's lock, so that the
+	// program can tell its user; the open goes on waiting until the lock
+	// frees, as the pipe's does.
+	Waiting func()
 }
 
 func (c Config) withDefaults() Config {
@@ -214,7 +219,7 @@ func (s *Store) ensureOpen() error {
 	if s.cfg.ReadOnly {
 		db, err = sqlite.OpenReadOnly(s.cfg.Path)
 	} else {
-		db, err = sqlite.Open(s.cfg.Path, sqlite.Options{EnableIndexes: !s.cfg.DisableIndexes, Now: s.cfg.Now})
+		db, err = sqlite.Open(s.cfg.Path, sqlite.Options{EnableIndexes: !s.cfg.DisableIndexes, Now: s.cfg.Now, Waiting: s.cfg.Waiting})
 	}
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)

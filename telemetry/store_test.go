@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -459,5 +460,57 @@ func TestStore_UserDataInArchives(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(out); bytes.Contains(b, []byte("found the bug")) || !bytes.Contains(b, []byte("a bug in the tests")) {
 		t.Error("the archive still holds the user's events, or lost the others")
+	}
+}
+
+// TestStore_OpenWaitsForLock: a store whose database another process is
+// writing (its write lock held) waits for the lock, tells Config.Waiting,
+// and stores the event once the lock frees.
+func TestStore_OpenWaitsForLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	db, err := sqlite.Open(path, sqlite.Options{EnableIndexes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	other, err := sql.Open("sqlite3", "file:"+path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	waiting := make(chan struct{})
+	s, err := Open(Config{Path: path, Now: func() time.Time { return now }, Waiting: func() { close(waiting) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- s.InsertEvent(context.Background(), Record{SessionID: "s", EventType: EventStart, AgentType: "claude"})
+	}()
+	select {
+	case <-waiting:
+	case err := <-done:
+		t.Fatalf("InsertEvent returned while the lock was held: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the store did not say it was waiting for the lock")
+	}
+	lock.Rollback()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("InsertEvent after the lock was released: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("InsertEvent did not finish after the lock was released")
+	}
+	var n int
+	if err := other.QueryRow(`SELECT count(*) FROM telemetry WHERE sessionId = 's'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("rows = %d, %v; want 1", n, err)
 	}
 }

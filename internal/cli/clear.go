@@ -67,7 +67,7 @@ Examples:
 			if !force && !isTerminal(e.stdin) {
 				return confirm(e, "clear", "")
 			}
-			store, err := wf.open()
+			store, err := wf.open(ctx, e.stderr)
 			if err != nil {
 				return err
 			}

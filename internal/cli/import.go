@@ -113,7 +113,7 @@ Examples:
 				stopProgress = startProgress(e.stderr, counted, size, &im.records)
 				defer stopProgress()
 			}
-			store, err := wf.openOrCreate()
+			store, err := wf.openOrCreate(ctx, e.stderr)
 			if err != nil {
 				return err
 			}

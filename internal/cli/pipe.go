@@ -235,7 +235,10 @@ func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr
 		return err
 	}
 	defer ag.close()
-	db, err := sqlite.Open(o.db, sqlite.Options{EnableIndexes: o.indexes})
+	// Another writer's lock is waited for as a commit waits for it: until
+	// it frees (the input waits meanwhile, unread, so nothing is lost) or a
+	// signal comes.
+	db, err := sqlite.OpenContext(ctx, o.db, sqlite.Options{EnableIndexes: o.indexes, Waiting: waitingNotice(stderr, "vibekit-pipe", o.db)})
 	if err != nil {
 		return err
 	}

@@ -161,7 +161,7 @@ Examples:
 			default:
 				var store *sqlite.DB
 				if write {
-					store, err = wf.open()
+					store, err = wf.open(ctx, e.stderr)
 				} else {
 					store, err = sqlite.OpenReadOnly(wf.db)
 				}

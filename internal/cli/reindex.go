@@ -32,7 +32,7 @@ Examples:
 			if err := applySettings(fs, "db"); err != nil {
 				return err
 			}
-			store, err := sqlite.OpenExisting(db)
+			store, err := sqlite.OpenExisting(ctx, db, sqlite.Options{Waiting: waitingNotice(e.stderr, "vibekit", db)})
 			if err != nil {
 				return err
 			}

@@ -41,6 +41,15 @@ func TestScript(t *testing.T) {
 			"nested":     cmdNested,
 			"replace":    cmdReplace,
 			"genrecords": cmdGenrecords,
+			"chown":      cmdChown,
+		},
+		// [root]: the script runs as root, so it can plant files owned by
+		// another user.
+		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 	})
 }
@@ -55,6 +64,17 @@ func cmdWritefile(ts *testscript.TestScript, neg bool, args []string) {
 	s, err := strconv.Unquote(`"` + strings.ReplaceAll(args[1], `"`, `\"`) + `"`)
 	ts.Check(err)
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(s), 0o644))
+}
+
+// chown UID PATH gives PATH to the user UID (and its group to the group
+// of the same number): root only, to plant another user's file.
+func cmdChown(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: chown UID PATH")
+	}
+	uid, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	ts.Check(os.Lchown(ts.MkAbs(args[1]), uid, uid))
 }
 
 // bigline FILE N writes "before", a line of N bytes of 'x', and "after".

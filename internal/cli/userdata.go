@@ -128,7 +128,7 @@ Examples:
 			if !force && !isTerminal(e.stdin) {
 				return confirm(e, "delete-user-data", "")
 			}
-			store, err := wf.open()
+			store, err := wf.open(ctx, e.stderr)
 			if err != nil {
 				return err
 			}

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -27,19 +29,30 @@ func (w *writerFlags) register(fs *flag.FlagSet) {
 
 // open opens an existing database for writing; unlike sqlite.Open it does
 // not create one, so a mistyped --db is an error, not a new empty store.
-func (w *writerFlags) open() (*sqlite.DB, error) {
+// While another process holds the database's lock it waits, and says so
+// on stderr, until the lock frees or ctx is done (Ctrl-C).
+func (w *writerFlags) open(ctx context.Context, stderr io.Writer) (*sqlite.DB, error) {
 	if _, err := os.Stat(w.db); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("open database %s: no such file (vibekit-pipe creates it; --db names another)", w.db)
 		}
 		return nil, fmt.Errorf("open database %s: %w", w.db, err)
 	}
-	return sqlite.Open(w.db, sqlite.Options{EnableIndexes: w.indexes})
+	return w.openOrCreate(ctx, stderr)
 }
 
-// openOrCreate opens the database for writing, creating it if need be.
-func (w *writerFlags) openOrCreate() (*sqlite.DB, error) {
-	return sqlite.Open(w.db, sqlite.Options{EnableIndexes: w.indexes})
+// openOrCreate opens the database for writing, creating it if need be,
+// and waits for another process's lock as open does.
+func (w *writerFlags) openOrCreate(ctx context.Context, stderr io.Writer) (*sqlite.DB, error) {
+	return sqlite.OpenContext(ctx, w.db, sqlite.Options{EnableIndexes: w.indexes, Waiting: waitingNotice(stderr, "vibekit", w.db)})
+}
+
+// waitingNotice is the sqlite.Options.Waiting of a command: it tells the
+// user why nothing happens while another process holds the database's lock.
+func waitingNotice(stderr io.Writer, program, db string) func() {
+	return func() {
+		fmt.Fprintf(stderr, "%s: waiting for the lock on %s: another process is writing to it (this goes on when it is done; Ctrl-C stops)\n", program, db)
+	}
 }
 
 // errNotConfirmed ends a command whose confirmation was refused.
