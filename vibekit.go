@@ -94,6 +94,10 @@ type Filter struct {
 	// HasMetadata keeps the rows whose metadata has each of these top-level
 	// keys (with any value but null).
 	HasMetadata []string
+	// MetadataOnly, when set, reads of each row only its id, sessionId,
+	// eventType, agentType, timestamp and this top-level key of its metadata
+	// (a report's columns), and keeps only the rows that have the key.
+	MetadataOnly string
 	Sources     []string // the input a row was read from
 	Limit       int      // 0 means no limit
 	Offset      int

@@ -60,7 +60,11 @@ func where(f *vibekit.Filter) (string, []any) {
 		conds = append(conds, `CASE WHEN json_valid(metadata) THEN CAST(json_extract(metadata, ?) AS TEXT) END = ?`)
 		args = append(args, jsonPath(k), f.Metadata[k])
 	}
-	for _, k := range f.HasMetadata {
+	has := f.HasMetadata
+	if f.MetadataOnly != "" {
+		has = append(has[:len(has):len(has)], f.MetadataOnly)
+	}
+	for _, k := range has {
 		// instr first: it passes over most rows without parsing their JSON.
 		conds = append(conds, `CASE WHEN instr(metadata, ?) > 0 AND json_valid(metadata) THEN json_type(metadata, ?) END NOT IN ('null')`)
 		args = append(args, `"`+k+`"`, jsonPath(k))
@@ -105,7 +109,13 @@ func selectRecordsFrom(table string, f *vibekit.Filter) (string, []any) {
 	if table != "telemetry" {
 		from = ` FROM ` + table + ` AS telemetry`
 	}
-	q := `SELECT ` + recordColumns + from + w + order
+	cols := recordColumns
+	if f.MetadataOnly != "" {
+		// The other columns are left out: a report reads its key of many rows.
+		cols = `id, sessionId, eventType, agentType, NULL, NULL, NULL, NULL, NULL, json_object(?, metadata -> ?), timestamp`
+		args = append([]any{f.MetadataOnly, jsonPath(f.MetadataOnly)}, args...)
+	}
+	q := `SELECT ` + cols + from + w + order
 	if f.Limit > 0 || f.Offset > 0 {
 		limit := int64(f.Limit)
 		if limit <= 0 {

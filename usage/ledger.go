@@ -5,6 +5,7 @@
 package usage
 
 import (
+	"hash/fnv"
 	"math"
 	"time"
 )
@@ -95,15 +96,26 @@ type Item struct {
 // totals by their increases, and prices what the agent did not.
 type Ledger struct {
 	prices *Prices
-	seen   map[string]struct{}
-	totals map[scopeKey]running
-	items  []Item
+	// seen holds a 64-bit hash of each API call's key: a collision among a
+	// million calls has odds of about 1 in 10^7 (whereas the keys themselves
+	// would be most of a report's memory).
+	seen    map[uint64]struct{}
+	strings map[string]string // one copy of each agent, session, model, ... name
+	totals  map[scopeKey]running
+	items   []Item
+	// lookups caches the price of each model name seen.
+	lookups map[string]lookup
 	// reported holds the sessions with an agent's running total: their
 	// per-call entries (a transcript of the same run) are not counted again.
 	reported map[sessionKey]bool
 }
 
 type sessionKey struct{ agent, session string }
+
+type lookup struct {
+	price Price
+	ok    bool
+}
 
 type scopeKey struct{ agent, session, scope string }
 
@@ -117,19 +129,26 @@ func NewLedger(p *Prices) *Ledger {
 	if p == nil {
 		p = DefaultPrices()
 	}
-	return &Ledger{prices: p, seen: map[string]struct{}{}, totals: map[scopeKey]running{},
-		reported: map[sessionKey]bool{}}
+	return &Ledger{prices: p, seen: map[uint64]struct{}{}, strings: map[string]string{}, totals: map[scopeKey]running{},
+		reported: map[sessionKey]bool{}, lookups: map[string]lookup{}}
 }
 
 // Add counts e, in the order the agent wrote it.
 func (l *Ledger) Add(e Entry) {
 	if e.Key != "" {
-		k := e.Agent + "\x00" + e.Key
+		h := fnv.New64a()
+		h.Write([]byte(e.Agent))
+		h.Write([]byte{0})
+		h.Write([]byte(e.Key))
+		k := h.Sum64()
 		if _, dup := l.seen[k]; dup {
 			return
 		}
 		l.seen[k] = struct{}{}
+		e.Key = "" // counted: the reports do not need it
 	}
+	e.Agent, e.Session, e.Project = l.intern(e.Agent), l.intern(e.Session), l.intern(e.Project)
+	e.Model, e.Scope = l.intern(e.Model), l.intern(e.Scope)
 	if e.Scope != "" {
 		l.reported[sessionKey{e.Agent, e.Session}] = true
 		k := scopeKey{e.Agent, e.Session, e.Scope}
@@ -144,7 +163,12 @@ func (l *Ledger) Add(e Entry) {
 		return // nothing used: Claude Code's "<synthetic>" error messages, say
 	}
 	item := Item{Entry: e}
-	switch price, _, ok := l.prices.Lookup(e.Model); {
+	p, seen := l.lookups[e.Model]
+	if !seen {
+		p.price, _, p.ok = l.prices.Lookup(e.Model)
+		l.lookups[e.Model] = p
+	}
+	switch price, ok := p.price, p.ok; {
 	case e.HasCost:
 		item.Source = CostAgent
 	case ok:
@@ -153,6 +177,14 @@ func (l *Ledger) Add(e Entry) {
 		item.Cost, item.Source = 0, CostUnpriced
 	}
 	l.items = append(l.items, item)
+}
+
+func (l *Ledger) intern(s string) string {
+	if t, ok := l.strings[s]; ok {
+		return t
+	}
+	l.strings[s] = s
+	return s
 }
 
 // Items returns what the reports count, in the order it was added. Where a

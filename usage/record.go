@@ -21,67 +21,60 @@ import (
 //	project                      the project (working directory) of the run
 const MetadataKey = "tokens"
 
-// wire is one usage object as stored. Counts are json.Number so that any
-// JSON a row holds is read: fractions, negatives and numbers beyond int64
-// are clamped and flagged, strings and objects are flagged and ignored.
-type wire struct {
-	Model         string          `json:"model"`
-	Input         json.RawMessage `json:"input"`
-	Output        json.RawMessage `json:"output"`
-	CacheCreation json.RawMessage `json:"cacheCreation"`
-	CacheRead     json.RawMessage `json:"cacheRead"`
-	Reasoning     json.RawMessage `json:"reasoning"`
-	CostUSD       json.RawMessage `json:"costUSD"`
-	Key           string          `json:"key"`
-	Scope         string          `json:"scope"`
-	Project       string          `json:"project"`
-}
-
 // FromRecord returns the usage entries r carries, none if it carries none.
 // A malformed usage value gives a flagged entry (or none), never an error:
 // stored data is whatever some input made it, and reports must read it.
+// Values are counted as they are: fractions, negatives and numbers beyond
+// int64 are clamped and flagged, strings and objects are flagged and ignored.
 func FromRecord(r *vibekit.Record) []Entry {
 	if len(r.Metadata) == 0 || !bytes.Contains(r.Metadata, []byte(`"`+MetadataKey+`"`)) {
 		return nil
 	}
-	var meta map[string]json.RawMessage
-	if json.Unmarshal(r.Metadata, &meta) != nil {
+	v, err := vibekit.DecodeValue(r.Metadata)
+	if err != nil {
 		return nil
 	}
-	raw := bytes.TrimSpace(meta[MetadataKey])
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+	meta, _ := v.(map[string]any)
+	var list []any
+	switch t := meta[MetadataKey].(type) {
+	case nil:
 		return nil
-	}
-	var list []json.RawMessage
-	if raw[0] == '[' {
-		if json.Unmarshal(raw, &list) != nil {
-			return nil
-		}
-	} else {
-		list = []json.RawMessage{raw}
+	case []any:
+		list = t
+	default:
+		list = []any{t}
 	}
 	out := make([]Entry, 0, len(list))
-	for _, v := range list {
-		var w wire
-		if json.Unmarshal(v, &w) != nil {
-			out = append(out, Entry{Agent: r.AgentType, Session: r.SessionID, Time: r.Time(), Flagged: true})
+	for _, x := range list {
+		e := Entry{Agent: r.AgentType, Session: r.SessionID, Time: r.Time()}
+		w, ok := x.(map[string]any)
+		if !ok {
+			e.Flagged = true
+			out = append(out, e)
 			continue
 		}
-		e := Entry{Agent: r.AgentType, Session: r.SessionID, Project: w.Project, Time: r.Time(),
-			Model: w.Model, Key: w.Key, Scope: w.Scope}
-		var f [5]bool
+		e.Model, _ = w["model"].(string)
+		e.Key, _ = w["key"].(string)
+		e.Scope, _ = w["scope"].(string)
+		e.Project, _ = w["project"].(string)
 		e.Tokens = Tokens{
-			Input: count(w.Input, &f[0]), Output: count(w.Output, &f[1]), CacheCreation: count(w.CacheCreation, &f[2]),
-			CacheRead: count(w.CacheRead, &f[3]), Reasoning: count(w.Reasoning, &f[4]),
+			Input: count(w["input"], &e.Flagged), Output: count(w["output"], &e.Flagged),
+			CacheCreation: count(w["cacheCreation"], &e.Flagged), CacheRead: count(w["cacheRead"], &e.Flagged),
+			Reasoning: count(w["reasoning"], &e.Flagged),
 		}
-		e.Flagged = f[0] || f[1] || f[2] || f[3] || f[4]
-		if len(w.CostUSD) > 0 && !bytes.Equal(w.CostUSD, []byte("null")) {
-			var c float64
-			if json.Unmarshal(w.CostUSD, &c) == nil && c >= 0 && !math.IsInf(c, 0) {
+		switch c := w["costUSD"].(type) {
+		case nil:
+		case int:
+			e.Cost, e.HasCost = float64(c), c >= 0
+			e.Flagged = e.Flagged || c < 0
+		case float64:
+			if c >= 0 && !math.IsInf(c, 0) && !math.IsNaN(c) {
 				e.Cost, e.HasCost = c, true
 			} else {
 				e.Flagged = true
 			}
+		default:
+			e.Flagged = true
 		}
 		out = append(out, e)
 	}
@@ -90,28 +83,32 @@ func FromRecord(r *vibekit.Record) []Entry {
 
 // count reads a token count: a whole number from 0 to the int64 maximum.
 // Anything else is clamped into that range (or 0) and flagged.
-func count(raw json.RawMessage, flagged *bool) int64 {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+func count(v any, flagged *bool) int64 {
+	switch n := v.(type) {
+	case nil:
 		return 0
-	}
-	var n json.Number
-	if json.Unmarshal(raw, &n) != nil {
+	case int:
+		if n >= 0 {
+			return int64(n)
+		}
+	case float64:
 		*flagged = true
+		switch {
+		case n >= math.MaxInt64:
+			return math.MaxInt64
+		case n > 0:
+			return int64(n)
+		}
 		return 0
-	}
-	if i, err := n.Int64(); err == nil && i >= 0 {
-		return i
+	case json.Number: // an integer beyond int64
+		*flagged = true
+		if len(n) > 0 && n[0] != '-' {
+			return math.MaxInt64
+		}
+		return 0
 	}
 	*flagged = true
-	f, err := n.Float64()
-	switch {
-	case err != nil && math.IsInf(f, 1), f >= math.MaxInt64:
-		return math.MaxInt64
-	case err != nil, f <= 0, math.IsNaN(f):
-		return 0
-	}
-	return int64(f)
+	return 0
 }
 
 // InRange is a convenience for reports over a time range: it keeps the items

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -137,6 +138,11 @@ Examples:
 			if len(args) > 0 {
 				return usageErrorf("usage %s: unexpected argument %q", period, args[0])
 			}
+			if e.getenv("GOMEMLIMIT") == "" {
+				// A report keeps every call of the range in memory; a soft limit
+				// keeps the collector from letting the heap grow to GOGC's 5x.
+				debug.SetMemoryLimit(usageMemoryLimit)
+			}
 			var err error
 			o := usage.Options{Period: period, Now: e.now()}
 			if o.Location, err = loadLocation(tz); err != nil {
@@ -249,7 +255,7 @@ func usageItems(ctx context.Context, scan scanFunc, prices *usage.Prices, f vibe
 		return nil, err
 	}
 	l := usage.NewLedger(prices)
-	f.HasMetadata = []string{usage.MetadataKey}
+	f.MetadataOnly = usage.MetadataKey
 	err = scan(ctx, f, func(r *vibekit.Record) error {
 		for _, en := range usage.FromRecord(r) {
 			if en.Project == "" {
@@ -261,6 +267,9 @@ func usageItems(ctx context.Context, scan scanFunc, prices *usage.Prices, f vibe
 	})
 	return l.Items(), err
 }
+
+// usageMemoryLimit is the Go heap's soft limit while a report runs.
+const usageMemoryLimit = 40 << 20
 
 func totalsOf(rows []usage.Row) usage.Row {
 	t := usage.Totals(rows)

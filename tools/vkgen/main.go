@@ -7,6 +7,7 @@
 //
 //	vkgen -n 1000000 -seed 1 > events.ndjson
 //	vkgen -n 1000000 -seed 1 -format claude > claude.ndjson
+//	vkgen -n 200000 -format claude-transcripts -dir /tmp/home/.claude
 package main
 
 import (
@@ -26,7 +27,8 @@ func main() {
 	flag.IntVar(&cfg.events, "n", 1000000, "number of events (lines) to write; 0 or at least 2")
 	flag.Uint64Var(&cfg.seed, "seed", 1, "random seed; the same seed gives the same bytes")
 	flag.IntVar(&cfg.concurrent, "sessions", 8, "sessions in flight at once, their rows interleaved")
-	flag.StringVar(&cfg.format, "format", "events", "what to write: events (telemetry records) or claude (Claude Code stream-json)")
+	flag.StringVar(&cfg.format, "format", "events", "what to write: events (telemetry records), claude (Claude Code stream-json) or claude-transcripts (Claude Code's transcript files, under -dir)")
+	dir := flag.String("dir", "", "with -format claude-transcripts: the directory to write projects/<project>/<session>.jsonl in")
 	verbose := flag.Bool("v", false, "print events, sessions, bytes, mean line length and speed to stderr")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -38,8 +40,10 @@ func main() {
 	case "events":
 	case "claude":
 		gen = generateClaude
+	case "claude-transcripts":
+		gen = func(io.Writer, config) (stats, error) { return generateTranscripts(*dir, cfg) }
 	default:
-		fmt.Fprintf(os.Stderr, "vkgen: -format %q: use events or claude\n", cfg.format)
+		fmt.Fprintf(os.Stderr, "vkgen: -format %q: use events, claude or claude-transcripts\n", cfg.format)
 		os.Exit(2)
 	}
 
