@@ -228,6 +228,28 @@ func TestMapper(t *testing.T) {
 				`s stream gemini |again|`,
 			},
 		},
+		{
+			name: "usage without a model takes the last model its session named",
+			src:  `{sessionId: .s, metadata: .m}`,
+			lines: []string{
+				`{"s":"a","m":{"tokens":{"input":1}}}`,             // no model named yet
+				`{"s":"a","m":{"model":"m1"}}`,                     // named in the metadata
+				`{"s":"b","m":{"tokens":{"model":"m2","input":2}}}`, // or in the usage
+				`{"s":"a","m":{"tokens":{"input":3}}}`,
+				`{"s":"b","m":{"tokens":[{"input":4},{"model":"m3","input":5},7]}}`,
+				`{"s":"a","m":{"tokens":{"model":null,"input":6}}}`,
+				`{"s":"a","m":{"tokens":"bad"}}`,
+			},
+			want: []string{
+				`a stream gemini ||{"tokens":{"input":1}}`,
+				`a stream gemini ||{"model":"m1"}`,
+				`b stream gemini ||{"tokens":{"input":2,"model":"m2"}}`,
+				`a stream gemini ||{"tokens":{"input":3,"model":"m1"}}`,
+				`b stream gemini ||{"tokens":[{"input":4,"model":"m2"},{"input":5,"model":"m3"},7]}`,
+				`a stream gemini ||{"tokens":{"input":6,"model":"m1"}}`,
+				`a stream gemini ||{"tokens":"bad"}`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
