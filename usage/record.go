@@ -18,6 +18,7 @@ import (
 //	key                          the API call's own id (Claude: message id and request id)
 //	scope                        set when the figures are a running total over the scope
 //	                             (within the session; see Entry.Scope)
+//	grows                        true when the scope's total never goes down (see Entry.Grows)
 //	project                      the project (working directory) of the run
 const MetadataKey = "tokens"
 
@@ -34,6 +35,7 @@ type wire struct {
 	CostUSD       json.RawMessage `json:"costUSD"`
 	Key           string          `json:"key"`
 	Scope         string          `json:"scope"`
+	Grows         bool            `json:"grows"`
 	Project       string          `json:"project"`
 }
 
@@ -68,7 +70,7 @@ func FromRecord(r *vibekit.Record) []Entry {
 			continue
 		}
 		e := Entry{Agent: r.AgentType, Session: r.SessionID, Project: w.Project, Time: r.Time(),
-			Model: w.Model, Key: w.Key, Scope: w.Scope}
+			Model: w.Model, Key: w.Key, Scope: w.Scope, Grows: w.Grows}
 		var f [5]bool
 		e.Tokens = Tokens{
 			Input: count(w.Input, &f[0]), Output: count(w.Output, &f[1]), CacheCreation: count(w.CacheCreation, &f[2]),
