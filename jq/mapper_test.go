@@ -2,6 +2,7 @@ package jq
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -63,15 +64,26 @@ func encode(recs []vibekit.Record) []byte {
 func TestPresets(t *testing.T) {
 	tests := []struct {
 		file, preset, prompt string
+		// one: the file is one JSON document (gemini -o json), compacted
+		// here to the one line a preset is given.
+		one bool
 	}{
-		{"claude-plain", "claude", "What does `make bench` do in this repo?"},
-		{"claude-tools", "claude", ""}, // the prompt comes from the first user message
-		{"claude-failed", "claude", "Upgrade all dependencies and make the tests pass"},
-		{"claude-cut", "claude", "Run the tests with -race"},
-		{"codex-plain", "codex", "What does make bench do?"},
-		{"codex-tools", "codex", ""},
-		{"codex-failed", "codex", "Upgrade all dependencies"},
-		{"codex-cut", "codex", "Run the tests with -race"},
+		{file: "claude-plain", preset: "claude", prompt: "What does `make bench` do in this repo?"},
+		{file: "claude-tools", preset: "claude"}, // the prompt comes from the first user message
+		{file: "claude-failed", preset: "claude", prompt: "Upgrade all dependencies and make the tests pass"},
+		{file: "claude-cut", preset: "claude", prompt: "Run the tests with -race"},
+		{file: "codex-plain", preset: "codex", prompt: "What does make bench do?"},
+		{file: "codex-tools", preset: "codex"},
+		{file: "codex-failed", preset: "codex", prompt: "Upgrade all dependencies"},
+		{file: "codex-cut", preset: "codex", prompt: "Run the tests with -race"},
+		// Real captures (testdata/agents/real): streams and transcripts.
+		{file: "real/codex-tools/stdout", preset: "codex", prompt: "run echo hi"},
+		{file: "real/codex-failed/stdout", preset: "codex", prompt: "say hello"},
+		{file: "real/codex-old/stdout", preset: "codex", prompt: "run echo hi"},
+		{file: "real/codex-old-failed/stdout", preset: "codex", prompt: "say hello"},
+		{file: "real/codex-tools/home/.codex/sessions/2026/12/08/rollout-2026-12-08T03-13-37-01a253a4-79ba-7241-9fa6-790db3c5d49b.jsonl", preset: "codex"},
+		{file: "real/codex-failed/home/.codex/sessions/2026/12/08/rollout-2026-12-08T03-13-39-01a253a4-81da-7fa2-9b19-44330033c651.jsonl", preset: "codex"},
+		{file: "real/codex-old/home/.codex/sessions/2026/12/08/rollout-2026-12-08T03-13-40-01a253a4-8512-77d0-909c-5cc056b6f9dd.jsonl", preset: "codex"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -82,13 +94,24 @@ func TestPresets(t *testing.T) {
 			if _, err := CompilePreset(tt.preset); err != nil {
 				t.Fatal(err)
 			}
-			data, err := os.ReadFile(filepath.Join("..", "testdata", "agents", tt.file+".ndjson"))
+			path := filepath.Join("..", "testdata", "agents", tt.file)
+			if filepath.Ext(path) == "" {
+				path += ".ndjson"
+			}
+			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tt.one {
+				var b bytes.Buffer
+				if err := json.Compact(&b, data); err != nil {
+					t.Fatal(err)
+				}
+				data = b.Bytes()
+			}
 			recs := mapLines(t, src, MapOptions{Session: "pipe-flag-session", Prompt: tt.prompt}, splitLines(data), "success")
 			got := encode(recs)
-			golden := filepath.Join("testdata", tt.file+".records.ndjson")
+			golden := filepath.Join("testdata", goldenName(tt.file)+".records.ndjson")
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
 					t.Fatal(err)
@@ -101,9 +124,24 @@ func TestPresets(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Errorf("records differ from %s (go test ./jq -run TestPresets -update rewrites it):\n%s", golden, got)
 			}
-			checkSessions(t, recs, tt.prompt != "" || tt.file == "claude-tools")
+			if !strings.Contains(tt.file, "/home/") { // a transcript has no start or end rows
+				checkSessions(t, recs, tt.prompt != "" || tt.file == "claude-tools")
+			}
 		})
 	}
+}
+
+// goldenName names the golden file of a fixture: a real capture's by its
+// scenario and what the file is (stdout, a transcript).
+func goldenName(file string) string {
+	parts := strings.Split(file, "/")
+	if len(parts) < 3 || parts[0] != "real" {
+		return file
+	}
+	if parts[2] == "home" {
+		return "real-" + parts[1] + "-transcript"
+	}
+	return "real-" + parts[1] + "-" + parts[2]
 }
 
 // checkSessions checks what every mapped run must hold: one start row per
@@ -232,8 +270,8 @@ func TestMapper(t *testing.T) {
 			name: "usage without a model takes the last model its session named",
 			src:  `{sessionId: .s, metadata: .m}`,
 			lines: []string{
-				`{"s":"a","m":{"tokens":{"input":1}}}`,             // no model named yet
-				`{"s":"a","m":{"model":"m1"}}`,                     // named in the metadata
+				`{"s":"a","m":{"tokens":{"input":1}}}`,              // no model named yet
+				`{"s":"a","m":{"model":"m1"}}`,                      // named in the metadata
 				`{"s":"b","m":{"tokens":{"model":"m2","input":2}}}`, // or in the usage
 				`{"s":"a","m":{"tokens":{"input":3}}}`,
 				`{"s":"b","m":{"tokens":[{"input":4},{"model":"m3","input":5},7]}}`,
