@@ -84,6 +84,10 @@ func TestPresets(t *testing.T) {
 		{file: "real/codex-tools/home/.codex/sessions/2026/12/08/rollout-2026-12-08T03-13-37-01a253a4-79ba-7241-9fa6-790db3c5d49b.jsonl", preset: "codex"},
 		{file: "real/codex-failed/home/.codex/sessions/2026/12/08/rollout-2026-12-08T03-13-39-01a253a4-81da-7fa2-9b19-44330033c651.jsonl", preset: "codex"},
 		{file: "real/codex-old/home/.codex/sessions/2026/12/08/rollout-2026-12-08T03-13-40-01a253a4-8512-77d0-909c-5cc056b6f9dd.jsonl", preset: "codex"},
+		{file: "real/gemini-tools/stdout", preset: "gemini"},
+		{file: "real/gemini-failed/stdout", preset: "gemini"},
+		{file: "real/gemini-json/stdout", preset: "gemini", prompt: "what is 2+2?", one: true},
+		{file: "real/gemini-tools/home/.gemini/tmp/project/chats/session-2026-12-08T03-14-3406b58c.jsonl", preset: "gemini"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -180,7 +184,7 @@ func checkSessions(t *testing.T, recs []vibekit.Record, prompt bool) {
 }
 
 func TestPresetNames(t *testing.T) {
-	if got := strings.Join(PresetNames(), ","); got != "claude,codex" {
+	if got := strings.Join(PresetNames(), ","); got != "claude,codex,gemini" {
 		t.Fatalf("PresetNames() = %s", got)
 	}
 	for _, name := range PresetNames() {
@@ -191,8 +195,8 @@ func TestPresetNames(t *testing.T) {
 			t.Errorf("preset %s runs with a time limit", name)
 		}
 	}
-	if _, err := CompilePreset("gemini"); err == nil || !strings.Contains(err.Error(), "presets: claude, codex") {
-		t.Errorf("CompilePreset(gemini): err = %v", err)
+	if _, err := CompilePreset("aider"); err == nil || !strings.Contains(err.Error(), "presets: claude, codex, gemini") {
+		t.Errorf("CompilePreset(aider): err = %v", err)
 	}
 	for _, name := range []string{"", "nope", "../jq", "claude.jq"} {
 		if _, ok := Preset(name); ok {
