@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,6 +181,68 @@ func checkSessions(t *testing.T, recs []vibekit.Record, prompt bool) {
 		if !ended[s] && !failed[s] {
 			t.Errorf("session %s has no end or error row", s)
 		}
+	}
+}
+
+// TestPresets_Lines maps lines the captures do not have, one per case, and
+// checks the rows they become ("eventType streamData metadata").
+func TestPresets_Lines(t *testing.T) {
+	tests := []struct {
+		preset, name string
+		lines        []string
+		want         []string
+	}{
+		{"gemini", "a -o json document of a failed run", []string{
+			`{"session_id":"g1","error":{"type":"FatalAuthenticationError","message":"no key","code":41}}`,
+		}, []string{
+			`start  {"kind":"init"}`,
+			`error no key {"error_type":"FatalAuthenticationError","kind":"result","status":"error"}`,
+		}},
+		{"gemini", "a stream-json warning is not a failure", []string{
+			`{"type":"init","session_id":"g2","model":"gemini-2.5-pro"}`,
+			`{"type":"error","severity":"warning","message":"loop detected"}`,
+		}, []string{
+			`start  {"kind":"init","model":"gemini-2.5-pro"}`,
+			`stream loop detected {"kind":"error","severity":"warning"}`,
+			`end  {"duration":2000,"lines":2,"status":"incomplete"}`,
+		}},
+		{"codex", "the older format's task_complete ends the run; a token_count without info counts nothing", []string{
+			`{"model":"gpt-5","provider":"openai","workdir":"/w"}`,
+			`{"id":"0","msg":{"type":"token_count","info":null}}`,
+			`{"id":"0","msg":{"type":"token_count","info":{"total_token_usage":{"input_tokens":10,"cached_input_tokens":4,"output_tokens":2}}}}`,
+			`{"id":"0","msg":{"type":"task_complete","last_agent_message":"done"}}`,
+		}, []string{
+			`start  `,
+			`stream  {"kind":"config","model":"gpt-5","provider":"openai","workdir":"/w"}`,
+			`stream  {"kind":"token_count","tokens":{"cacheRead":4,"grows":true,"input":6,"model":"gpt-5","output":2,"scope":"thread"}}`,
+			`end done {"kind":"task_complete","status":"success"}`,
+		}},
+		{"codex", "a rollout line keeps its own time and the session of its session_meta", []string{
+			`{"timestamp":"2026-12-08T03:13:40.631Z","type":"session_meta","payload":{"id":"t1","cwd":"/w"}}`,
+			`{"timestamp":"2026-12-08T03:13:40.704Z","type":"turn_context","payload":{"model":"gpt-5","cwd":"/w"}}`,
+			`{"timestamp":"2026-12-08T03:13:41.000Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":10,"output_tokens":2}}}}`,
+		}, []string{
+			`stream  {"cwd":"/w","kind":"session_meta"} t1 1796699620631`,
+			`stream  {"cwd":"/w","kind":"turn_context","model":"gpt-5"} t1 1796699620704`,
+			`stream  {"kind":"token_count","tokens":{"grows":true,"input":10,"model":"gpt-5","output":2,"scope":"thread"}} t1 1796699621000`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.preset+"/"+tt.name, func(t *testing.T) {
+			src, _ := Preset(tt.preset)
+			recs := mapLines(t, src, MapOptions{Session: "flag"}, tt.lines, "success")
+			var got []string
+			for _, r := range recs {
+				s := string(r.EventType) + " " + r.StreamData + " " + string(r.Metadata)
+				if r.SessionID != "flag" && r.SessionID != "g1" && r.SessionID != "g2" {
+					s += fmt.Sprintf(" %s %d", r.SessionID, r.Timestamp)
+				}
+				got = append(got, s)
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
 	}
 }
 

@@ -17,10 +17,10 @@
 #                status is error, with the error's message
 #   other        a stream row holding the event, its kind the event type
 #
-# The `-o json` output (one document: session_id, response, stats, error) is
-# mapped as a whole run when it reaches the preset as one value: a start row
-# when it names its session, then the end row (or error row) with the
-# response and the stats.
+# The `-o json` output (one document: session_id, response, stats; or
+# session_id and error when the run failed) is mapped as a whole run when it
+# reaches the preset as one value: a start row when it names its session,
+# then the end row (or the error row) with the response and the stats.
 #
 # It reads Gemini CLI's chat transcripts too (~/.gemini/tmp/<project>/chats/
 # session-*.jsonl): the first line names the session (sessionId) for the
@@ -107,7 +107,7 @@ elif .type == "result" then
     end
 
 # The -o json document.
-elif .type == null and (has("response") or has("error")) and (.stats | type) == "object" then
+elif .type == null and ((has("response") and (.stats | type) == "object") or (.error | type) == "object") then
   ({stats, tokens: per_model(.key as $m | .value.tokens | doc_tokens($m))} | drop_nulls) as $meta
   | (.session_id // $session) as $sid
   | ((.stats.models // {}) | to_entries[0].key) as $model
@@ -115,7 +115,7 @@ elif .type == null and (has("response") or has("error")) and (.stats | type) == 
        {sessionId: $sid, eventType: "start", agentType: agent, prompt: $prompt,
         metadata: ({kind: "init", model: $model} | drop_nulls)}
      else empty end),
-    (if .error then row($sid; "error"; .error.message; $meta + {kind: "result", status: "error"} + ({error_type: .error.type} | drop_nulls))
+    (if .error then row($sid; "error"; .error.message // "error"; $meta + {kind: "result", status: "error"} + ({error_type: .error.type} | drop_nulls))
      else row($sid; "end"; .response; $meta + {kind: "result", status: "success"})
      end)
 
