@@ -12,7 +12,7 @@
 #                   exit_code and status; tools are named in "tool". An error
 #                   item is a warning (model metadata not found, say): a
 #                   stream row, the run goes on
-#   turn.completed  the end row, with the turn's token usage
+#   turn.completed  the end row, with its usage (the thread's running total)
 #   turn.failed     the error row, with the error's message
 #   error           a stream row of kind error: Codex prints one for a retry
 #                   notice, and one before turn.failed with the same message,
@@ -52,7 +52,8 @@
 # cacheCreation cache_write_input_tokens, output output_tokens (reasoning
 # included), reasoning reasoning_output_tokens. The model is the session's
 # own (turn_context, the config line); `exec --json` names none, so a stream
-# alone is unpriced unless its transcript is read too.
+# alone is unpriced, and priced by its rollout's model when the rollout is
+# read too (its lines come first in time: Codex writes them before it prints).
 #
 # Codex events other than thread.started carry no thread id: their rows go to
 # $session, which vibekit-pipe sets to the last session id a record carried.
