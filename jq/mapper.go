@@ -44,6 +44,7 @@ const (
 	maxOutputs = 10000 // records one input may become
 	maxOpen    = 1024  // sessions tracked for their closing end row
 	maxTools   = 4096  // tool_use ids remembered to name their results
+	maxModels  = 1024  // sessions whose last model is remembered
 )
 
 // Mapper turns input lines into records with a map program: the contract
@@ -73,6 +74,10 @@ const (
 //   - A row whose metadata has "tool_use_id" but no "tool" takes the tool
 //     name of the earlier row with that tool_use_id and a "tool" (claude's
 //     tool_result blocks name only the id).
+//   - A row whose metadata.tokens (an object, or an array of objects) has no
+//     "model" takes the last model its session named, in metadata.model or
+//     metadata.tokens.model (codex names the model once, in a turn_context
+//     or config line, and its token counts later).
 //   - The --session session gets a start row (with --prompt) before its
 //     first row unless that row is a start row, as plain text does without a
 //     map. Finish ends it, and every session whose start row was seen but no
@@ -92,6 +97,7 @@ type Mapper struct {
 	open        map[string]*openSession
 	opened      int // sessions opened so far, to end them in order
 	tools       map[string]string
+	models      map[string]string // the last model each session named
 
 	outs []any
 	recs []vibekit.Record
@@ -123,9 +129,10 @@ func NewMapper(p *Program, o MapOptions) *Mapper {
 		o:   o,
 		vars: []any{o.Session, optional(o.Agent), optional(o.Mode), optional(o.Prompt),
 			optional(o.SandboxID), optional(o.RepoURL), o.Run},
-		cur:   vibekit.Record{SessionID: o.Session, AgentType: agent, Mode: o.Mode, SandboxID: o.SandboxID, RepoURL: o.RepoURL},
-		open:  map[string]*openSession{},
-		tools: map[string]string{},
+		cur:    vibekit.Record{SessionID: o.Session, AgentType: agent, Mode: o.Mode, SandboxID: o.SandboxID, RepoURL: o.RepoURL},
+		open:   map[string]*openSession{},
+		tools:  map[string]string{},
+		models: map[string]string{},
 	}
 }
 
@@ -228,7 +235,7 @@ func (m *Mapper) Value(v map[string]any, now time.Time, emit func(vibekit.Record
 			return 0, fmt.Errorf("map output %d is %s, not an object (`empty` drops an input)", i+1, vibekit.KindOf(out))
 		}
 		var rec vibekit.Record
-		if err := vibekit.RecordFromMap(m.nameTool(obj), &def, &rec); err != nil {
+		if err := vibekit.RecordFromMap(m.nameModel(m.nameTool(obj), def.SessionID), &def, &rec); err != nil {
 			return 0, fmt.Errorf("map output %d: %w", i+1, err)
 		}
 		recs = append(recs, rec)
@@ -368,4 +375,80 @@ func (m *Mapper) nameTool(obj map[string]any) map[string]any {
 	obj = maps.Clone(obj)
 	obj["metadata"] = md
 	return obj
+}
+
+// nameModel gives the usage a row carries the model its session last named
+// when the usage names none (see Mapper); sid is the session a row without
+// a sessionId goes to. Like nameTool, it never changes obj.
+func (m *Mapper) nameModel(obj map[string]any, sid string) map[string]any {
+	md, ok := obj["metadata"].(map[string]any)
+	if !ok {
+		return obj
+	}
+	if s, ok := obj["sessionId"].(string); ok && s != "" {
+		sid = s
+	}
+	if name, ok := md["model"].(string); ok && name != "" {
+		m.remember(sid, name)
+	}
+	tokens, ok := md["tokens"]
+	if !ok {
+		return obj
+	}
+	switch t := tokens.(type) {
+	case map[string]any:
+		if name, ok := t["model"].(string); ok && name != "" {
+			m.remember(sid, name)
+			return obj
+		}
+		name, ok := m.models[sid]
+		if !ok {
+			return obj
+		}
+		t = maps.Clone(t)
+		t["model"] = name
+		tokens = t
+	case []any:
+		name, ok := m.models[sid]
+		if !ok {
+			return obj
+		}
+		var list []any
+		for i, v := range t {
+			u, ok := v.(map[string]any)
+			if !ok {
+				continue
+			}
+			if s, ok := u["model"].(string); ok && s != "" {
+				continue
+			}
+			if list == nil {
+				list = slices.Clone(t)
+			}
+			u = maps.Clone(u)
+			u["model"] = name
+			list[i] = u
+		}
+		if list == nil {
+			return obj
+		}
+		tokens = list
+	default:
+		return obj
+	}
+	md = maps.Clone(md)
+	md["tokens"] = tokens
+	obj = maps.Clone(obj)
+	obj["metadata"] = md
+	return obj
+}
+
+func (m *Mapper) remember(sid, model string) {
+	if m.models[sid] == model {
+		return
+	}
+	if len(m.models) >= maxModels {
+		clear(m.models)
+	}
+	m.models[sid] = model
 }

@@ -2,7 +2,9 @@ package jq
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,15 +65,30 @@ func encode(recs []vibekit.Record) []byte {
 func TestPresets(t *testing.T) {
 	tests := []struct {
 		file, preset, prompt string
+		// one: the file is one JSON document (gemini -o json), compacted
+		// here to the one line a preset is given.
+		one bool
 	}{
-		{"claude-plain", "claude", "What does `make bench` do in this repo?"},
-		{"claude-tools", "claude", ""}, // the prompt comes from the first user message
-		{"claude-failed", "claude", "Upgrade all dependencies and make the tests pass"},
-		{"claude-cut", "claude", "Run the tests with -race"},
-		{"codex-plain", "codex", "What does make bench do?"},
-		{"codex-tools", "codex", ""},
-		{"codex-failed", "codex", "Upgrade all dependencies"},
-		{"codex-cut", "codex", "Run the tests with -race"},
+		{file: "claude-plain", preset: "claude", prompt: "What does `make bench` do in this repo?"},
+		{file: "claude-tools", preset: "claude"}, // the prompt comes from the first user message
+		{file: "claude-failed", preset: "claude", prompt: "Upgrade all dependencies and make the tests pass"},
+		{file: "claude-cut", preset: "claude", prompt: "Run the tests with -race"},
+		{file: "codex-plain", preset: "codex", prompt: "What does make bench do?"},
+		{file: "codex-tools", preset: "codex"},
+		{file: "codex-failed", preset: "codex", prompt: "Upgrade all dependencies"},
+		{file: "codex-cut", preset: "codex", prompt: "Run the tests with -race"},
+		// Real captures (testdata/agents/real): streams and transcripts.
+		{file: "real/codex-tools/stdout", preset: "codex", prompt: "run echo hi"},
+		{file: "real/codex-failed/stdout", preset: "codex", prompt: "say hello"},
+		{file: "real/codex-old/stdout", preset: "codex", prompt: "run echo hi"},
+		{file: "real/codex-old-failed/stdout", preset: "codex", prompt: "say hello"},
+		{file: "real/codex-tools/transcript", preset: "codex"},
+		{file: "real/codex-failed/transcript", preset: "codex"},
+		{file: "real/codex-old/transcript", preset: "codex"},
+		{file: "real/gemini-tools/stdout", preset: "gemini"},
+		{file: "real/gemini-failed/stdout", preset: "gemini"},
+		{file: "real/gemini-json/stdout", preset: "gemini", prompt: "what is 2+2?", one: true},
+		{file: "real/gemini-tools/transcript", preset: "gemini"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -82,13 +99,27 @@ func TestPresets(t *testing.T) {
 			if _, err := CompilePreset(tt.preset); err != nil {
 				t.Fatal(err)
 			}
-			data, err := os.ReadFile(filepath.Join("..", "testdata", "agents", tt.file+".ndjson"))
+			path := filepath.Join("..", "testdata", "agents", tt.file)
+			if scenario, ok := strings.CutSuffix(path, "/transcript"); ok {
+				// The one transcript a captured run wrote, whatever its name.
+				path = onlyTranscript(t, filepath.Join(scenario, "home"))
+			} else if filepath.Ext(path) == "" {
+				path += ".ndjson"
+			}
+			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tt.one {
+				var b bytes.Buffer
+				if err := json.Compact(&b, data); err != nil {
+					t.Fatal(err)
+				}
+				data = b.Bytes()
+			}
 			recs := mapLines(t, src, MapOptions{Session: "pipe-flag-session", Prompt: tt.prompt}, splitLines(data), "success")
 			got := encode(recs)
-			golden := filepath.Join("testdata", tt.file+".records.ndjson")
+			golden := filepath.Join("testdata", goldenName(tt.file)+".records.ndjson")
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
 					t.Fatal(err)
@@ -101,9 +132,40 @@ func TestPresets(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Errorf("records differ from %s (go test ./jq -run TestPresets -update rewrites it):\n%s", golden, got)
 			}
-			checkSessions(t, recs, tt.prompt != "" || tt.file == "claude-tools")
+			if !strings.HasSuffix(tt.file, "/transcript") { // a transcript has no start or end rows
+				checkSessions(t, recs, tt.prompt != "" || tt.file == "claude-tools")
+			}
 		})
 	}
+}
+
+// onlyTranscript is the path of the one .jsonl file under dir.
+func onlyTranscript(t *testing.T, dir string) string {
+	t.Helper()
+	var files []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".jsonl") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) != 1 {
+		t.Fatalf("%s: %d transcripts, want 1: %v", dir, len(files), files)
+	}
+	return files[0]
+}
+
+// goldenName names the golden file of a fixture: a real capture's by its
+// scenario and what the file is (stdout, a transcript).
+func goldenName(file string) string {
+	parts := strings.Split(file, "/")
+	if len(parts) < 3 || parts[0] != "real" {
+		return file
+	}
+	if parts[2] == "home" {
+		return "real-" + parts[1] + "-transcript"
+	}
+	return "real-" + parts[1] + "-" + parts[2]
 }
 
 // checkSessions checks what every mapped run must hold: one start row per
@@ -141,8 +203,70 @@ func checkSessions(t *testing.T, recs []vibekit.Record, prompt bool) {
 	}
 }
 
+// TestPresets_Lines maps lines the captures do not have, one per case, and
+// checks the rows they become ("eventType streamData metadata").
+func TestPresets_Lines(t *testing.T) {
+	tests := []struct {
+		preset, name string
+		lines        []string
+		want         []string
+	}{
+		{"gemini", "a -o json document of a failed run", []string{
+			`{"session_id":"g1","error":{"type":"FatalAuthenticationError","message":"no key","code":41}}`,
+		}, []string{
+			`start  {"kind":"init"}`,
+			`error no key {"error_type":"FatalAuthenticationError","kind":"result","status":"error"}`,
+		}},
+		{"gemini", "a stream-json warning is not a failure", []string{
+			`{"type":"init","session_id":"g2","model":"gemini-2.5-pro"}`,
+			`{"type":"error","severity":"warning","message":"loop detected"}`,
+		}, []string{
+			`start  {"kind":"init","model":"gemini-2.5-pro"}`,
+			`stream loop detected {"kind":"error","severity":"warning"}`,
+			`end  {"duration":2000,"lines":2,"status":"incomplete"}`,
+		}},
+		{"codex", "the older format's task_complete ends the run; a token_count without info counts nothing", []string{
+			`{"model":"gpt-5","provider":"openai","workdir":"/w"}`,
+			`{"id":"0","msg":{"type":"token_count","info":null}}`,
+			`{"id":"0","msg":{"type":"token_count","info":{"total_token_usage":{"input_tokens":10,"cached_input_tokens":4,"output_tokens":2}}}}`,
+			`{"id":"0","msg":{"type":"task_complete","last_agent_message":"done"}}`,
+		}, []string{
+			`start  `,
+			`stream  {"kind":"config","model":"gpt-5","provider":"openai","workdir":"/w"}`,
+			`stream  {"kind":"token_count","tokens":{"cacheRead":4,"grows":true,"input":6,"model":"gpt-5","output":2,"scope":"thread"}}`,
+			`end done {"kind":"task_complete","status":"success"}`,
+		}},
+		{"codex", "a rollout line keeps its own time and the session of its session_meta", []string{
+			`{"timestamp":"2026-12-08T03:13:40.631Z","type":"session_meta","payload":{"id":"t1","cwd":"/w"}}`,
+			`{"timestamp":"2026-12-08T03:13:40.704Z","type":"turn_context","payload":{"model":"gpt-5","cwd":"/w"}}`,
+			`{"timestamp":"2026-12-08T03:13:41.000Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":10,"output_tokens":2}}}}`,
+		}, []string{
+			`stream  {"cwd":"/w","kind":"session_meta"} t1 1796699620631`,
+			`stream  {"cwd":"/w","kind":"turn_context","model":"gpt-5"} t1 1796699620704`,
+			`stream  {"kind":"token_count","tokens":{"grows":true,"input":10,"model":"gpt-5","output":2,"scope":"thread"}} t1 1796699621000`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.preset+"/"+tt.name, func(t *testing.T) {
+			src, _ := Preset(tt.preset)
+			recs := mapLines(t, src, MapOptions{Session: "flag"}, tt.lines, "success")
+			var got []string
+			for _, r := range recs {
+				s := string(r.EventType) + " " + r.StreamData + " " + string(r.Metadata)
+				if r.SessionID != "flag" && r.SessionID != "g1" && r.SessionID != "g2" {
+					s += fmt.Sprintf(" %s %d", r.SessionID, r.Timestamp)
+				}
+				got = append(got, s)
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
 func TestPresetNames(t *testing.T) {
-	if got := strings.Join(PresetNames(), ","); got != "claude,codex" {
+	if got := strings.Join(PresetNames(), ","); got != "claude,codex,gemini" {
 		t.Fatalf("PresetNames() = %s", got)
 	}
 	for _, name := range PresetNames() {
@@ -153,8 +277,8 @@ func TestPresetNames(t *testing.T) {
 			t.Errorf("preset %s runs with a time limit", name)
 		}
 	}
-	if _, err := CompilePreset("gemini"); err == nil || !strings.Contains(err.Error(), "presets: claude, codex") {
-		t.Errorf("CompilePreset(gemini): err = %v", err)
+	if _, err := CompilePreset("aider"); err == nil || !strings.Contains(err.Error(), "presets: claude, codex, gemini") {
+		t.Errorf("CompilePreset(aider): err = %v", err)
 	}
 	for _, name := range []string{"", "nope", "../jq", "claude.jq"} {
 		if _, ok := Preset(name); ok {
@@ -226,6 +350,28 @@ func TestMapper(t *testing.T) {
 				`s stream gemini |again|`,
 				`s end gemini ||`,
 				`s stream gemini |again|`,
+			},
+		},
+		{
+			name: "usage without a model takes the last model its session named",
+			src:  `{sessionId: .s, metadata: .m}`,
+			lines: []string{
+				`{"s":"a","m":{"tokens":{"input":1}}}`,              // no model named yet
+				`{"s":"a","m":{"model":"m1"}}`,                      // named in the metadata
+				`{"s":"b","m":{"tokens":{"model":"m2","input":2}}}`, // or in the usage
+				`{"s":"a","m":{"tokens":{"input":3}}}`,
+				`{"s":"b","m":{"tokens":[{"input":4},{"model":"m3","input":5},7]}}`,
+				`{"s":"a","m":{"tokens":{"model":null,"input":6}}}`,
+				`{"s":"a","m":{"tokens":"bad"}}`,
+			},
+			want: []string{
+				`a stream gemini ||{"tokens":{"input":1}}`,
+				`a stream gemini ||{"model":"m1"}`,
+				`b stream gemini ||{"tokens":{"input":2,"model":"m2"}}`,
+				`a stream gemini ||{"tokens":{"input":3,"model":"m1"}}`,
+				`b stream gemini ||{"tokens":[{"input":4,"model":"m2"},{"input":5,"model":"m3"},7]}`,
+				`a stream gemini ||{"tokens":{"input":6,"model":"m1"}}`,
+				`a stream gemini ||{"tokens":"bad"}`,
 			},
 		},
 	}

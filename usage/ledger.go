@@ -38,6 +38,12 @@ func (t Tokens) less(u Tokens) bool {
 		t.CacheRead < u.CacheRead || t.Reasoning < u.Reasoning
 }
 
+// max is the higher of each count.
+func (t Tokens) max(u Tokens) Tokens {
+	return Tokens{max(t.Input, u.Input), max(t.Output, u.Output), max(t.CacheCreation, u.CacheCreation),
+		max(t.CacheRead, u.CacheRead), max(t.Reasoning, u.Reasoning)}
+}
+
 func (t Tokens) sub(u Tokens) Tokens {
 	return Tokens{t.Input - u.Input, t.Output - u.Output, t.CacheCreation - u.CacheCreation,
 		t.CacheRead - u.CacheRead, t.Reasoning - u.Reasoning}
@@ -81,6 +87,11 @@ type Entry struct {
 	// a thread, whatever its model): what counts is its increase over the
 	// scope's last total, or the whole total after a decrease (a reset).
 	Scope string
+	// Grows says the scope's total never goes down (Codex: a thread's,
+	// across resumes): a lower figure is an earlier report of the same total
+	// from another source (a transcript and a stream of the same thread), so
+	// what counts is the increase of each count over its highest so far.
+	Grows bool
 	// Flagged says a count was out of range (negative, fractional, beyond
 	// int64) and was clamped.
 	Flagged bool
@@ -153,10 +164,17 @@ func (l *Ledger) Add(e Entry) {
 		l.reported[sessionKey{e.Agent, e.Session}] = true
 		k := scopeKey{e.Agent, e.Session, e.Scope}
 		last, ok := l.totals[k]
-		l.totals[k] = running{e.Tokens, e.Cost}
-		if ok && !e.Tokens.less(last.tokens) && e.Cost >= last.cost {
+		switch {
+		case ok && e.Grows:
+			high := running{last.tokens.max(e.Tokens), max(last.cost, e.Cost)}
+			e.Tokens, e.Cost = high.tokens.sub(last.tokens), high.cost-last.cost
+			l.totals[k] = high
+		case ok && !e.Tokens.less(last.tokens) && e.Cost >= last.cost:
+			l.totals[k] = running{e.Tokens, e.Cost}
 			e.Tokens = e.Tokens.sub(last.tokens)
 			e.Cost -= last.cost
+		default:
+			l.totals[k] = running{e.Tokens, e.Cost}
 		}
 	}
 	if e.Tokens == (Tokens{}) && e.Cost == 0 && !e.Flagged {

@@ -18,6 +18,7 @@ import (
 //	key                          the API call's own id (Claude: message id and request id)
 //	scope                        set when the figures are a running total over the scope
 //	                             (within the session; see Entry.Scope)
+//	grows                        true when the scope's total never goes down (see Entry.Grows)
 //	project                      the project (working directory) of the run
 const MetadataKey = "tokens"
 
@@ -57,6 +58,7 @@ func FromRecord(r *vibekit.Record) []Entry {
 		e.Key, _ = w["key"].(string)
 		e.Scope, _ = w["scope"].(string)
 		e.Project, _ = w["project"].(string)
+		e.Grows, _ = w["grows"].(bool)
 		e.Tokens = Tokens{
 			Input: count(w["input"], &e.Flagged), Output: count(w["output"], &e.Flagged),
 			CacheCreation: count(w["cacheCreation"], &e.Flagged), CacheRead: count(w["cacheRead"], &e.Flagged),

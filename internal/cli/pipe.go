@@ -81,7 +81,7 @@ Each input line becomes a row:
     --max-line-bytes, goes to the rejects table with the reason;
   - blank lines are counted and skipped.
 
---preset claude|codex maps each line of an agent's JSON output to records
+--preset claude|codex|gemini maps each line of an agent's JSON output to records
 with a built-in jq program (--print-preset shows it), --map with your own:
 a JSON object in, records (or empty) out; see README, "Agent output".
 Secrets are redacted before anything is stored (--redact none|secrets|all,
@@ -115,6 +115,7 @@ Examples:
   some-agent | vibekit-pipe --session s1 --agent claude --mode chat --prompt "fix the bug"
   claude -p "fix the bug" --output-format stream-json --verbose | vibekit-pipe --preset claude
   vibekit-pipe --preset codex -- codex exec --json "fix the bug"
+  gemini -p "fix the bug" --output-format stream-json | vibekit-pipe --preset gemini
   vibekit-pipe --quiet < events.ndjson
   vibekit-pipe --db /var/log/vibekit/telemetry.db --stats < run.log > /dev/null
   vibekit-pipe --follow app.ndjson --follow 'logs/*.ndjson' < /dev/null

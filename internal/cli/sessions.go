@@ -99,7 +99,7 @@ has one (success, interrupted, ...), "completed" for an end event without
 one, "error" for a session with an error event and no end, and "active"
 otherwise.
 
-Then what the agent presets (vibekit-pipe --preset claude, codex) and a
+Then what the agent presets (vibekit-pipe --preset claude, codex, gemini) and a
 command run by vibekit-pipe record, null where the session has none of it:
 costUsd (claude's total_cost_usd), inputTokens (cached ones included) and
 outputTokens, turns, toolCalls, failedCommands (tool calls and commands that

@@ -46,7 +46,7 @@ func newStatsCommand(e *env) *ffcli.Command {
 		LongHelp: `Summarises the events that match the filters: total events, sessions,
 agents with their share of the events, the date range, the database size
 (its WAL included) and the average session duration (first to last event).
-Where agent presets (vibekit-pipe --preset claude, codex) or a command run
+Where agent presets (vibekit-pipe --preset claude, codex, gemini) or a command run
 by vibekit-pipe recorded them: cost, tokens, turns, tool calls by tool, and
 failed commands (tool calls and commands that failed), the ten most
 frequent with their count.
