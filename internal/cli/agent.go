@@ -106,6 +106,10 @@ type agent struct {
 // clean.
 func newAgent(o *pipeOptions) (agent, error) {
 	var a agent
+	if o.prompt == "" && len(o.command) > 0 {
+		// claude -p "..." never echoes its prompt: the command line has it.
+		o.prompt = agentPrompt(o.command)
+	}
 	level, _ := redact.ParseLevel(o.redact)
 	ro := redact.Options{Level: level, HashFields: o.hashFields, HashKey: []byte(o.hashKey)}
 	for _, s := range o.redactPatterns {
