@@ -96,8 +96,12 @@ type Mapper struct {
 	holding     bool
 	open        map[string]*openSession
 	opened      int // sessions opened so far, to end them in order
-	tools       map[string]string
-	models      map[string]string // the last model each session named
+	// started holds the sessions that had a start row in this input: a
+	// second one (Claude Code prints an init message for every turn of a
+	// multi-turn run) becomes a stream row, so a session has one start.
+	started map[string]struct{}
+	tools   map[string]string
+	models  map[string]string // the last model each session named
 
 	outs []any
 	recs []vibekit.Record
@@ -129,10 +133,11 @@ func NewMapper(p *Program, o MapOptions) *Mapper {
 		o:   o,
 		vars: []any{o.Session, optional(o.Agent), optional(o.Mode), optional(o.Prompt),
 			optional(o.SandboxID), optional(o.RepoURL), o.Run},
-		cur:    vibekit.Record{SessionID: o.Session, AgentType: agent, Mode: o.Mode, SandboxID: o.SandboxID, RepoURL: o.RepoURL},
-		open:   map[string]*openSession{},
-		tools:  map[string]string{},
-		models: map[string]string{},
+		cur:     vibekit.Record{SessionID: o.Session, AgentType: agent, Mode: o.Mode, SandboxID: o.SandboxID, RepoURL: o.RepoURL},
+		open:    map[string]*openSession{},
+		started: map[string]struct{}{},
+		tools:   map[string]string{},
+		models:  map[string]string{},
 	}
 }
 
@@ -304,7 +309,18 @@ func (m *Mapper) put(rec vibekit.Record, emit func(vibekit.Record)) {
 				start.Prompt = rec.Prompt
 			}
 			m.track(start, true)
+			m.started[start.SessionID] = struct{}{}
 			emit(start)
+		}
+	}
+	if rec.EventType == vibekit.EventStart {
+		if _, again := m.started[rec.SessionID]; again {
+			rec.EventType = vibekit.EventStream
+		} else {
+			if len(m.started) >= maxOpen {
+				clear(m.started)
+			}
+			m.started[rec.SessionID] = struct{}{}
 		}
 	}
 	switch rec.EventType {

@@ -449,3 +449,33 @@ func TestMapper_Started(t *testing.T) {
 		t.Fatalf("got %+v, want the text row only", recs)
 	}
 }
+
+// TestMapper_OneStartPerSession: Claude Code prints an init message for
+// every turn of a multi-turn run (--input-format stream-json); the session
+// still has one start row, and the later inits are stream rows.
+func TestMapper_OneStartPerSession(t *testing.T) {
+	src, _ := Preset("claude")
+	data, err := os.ReadFile("../testdata/agents/real/claude-multiturn/stdout.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(data, []byte(`"subtype":"init"`)); n != 2 {
+		t.Fatalf("the capture has %d init messages, want 2", n)
+	}
+	recs := mapLines(t, src, MapOptions{Session: "flag"}, splitLines(data), "success")
+	starts, inits := 0, 0
+	for _, r := range recs {
+		if r.SessionID != "00000000-0000-4000-8000-000000000002" {
+			continue
+		}
+		if r.EventType == vibekit.EventStart {
+			starts++
+		}
+		if bytes.Contains(r.Metadata, []byte(`"kind":"init"`)) {
+			inits++
+		}
+	}
+	if starts != 1 || inits != 2 {
+		t.Errorf("%d start rows and %d init rows, want 1 and 2", starts, inits)
+	}
+}
