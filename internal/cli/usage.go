@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -63,6 +64,7 @@ func newUsageReportCommand(e *env, period usage.Period) *ffcli.Command {
 		ar              archiveFlags
 		breakdownModels bool
 		printPrices     bool
+		live            time.Duration
 	)
 	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path`")
 	fs.StringVar(&from, "from", "", "count usage from this `time` on (forms as in dump)")
@@ -75,6 +77,7 @@ func newUsageReportCommand(e *env, period usage.Period) *ffcli.Command {
 	fs.StringVar(&prices, "prices", "", "a JSON price `file` whose models add to or replace the shipped table")
 	fs.StringVar(&format, "format", "", "output `format`: ndjson, json or table (default: table on a terminal, ndjson otherwise)")
 	fs.BoolVar(&breakdownModels, "breakdown", false, "in a table, a line per model under each row")
+	fs.DurationVar(&live, "live", 0, "print the report again every `interval` (2s, 1m) until interrupted; on a terminal, in place")
 	fs.BoolVar(&printPrices, "print-prices", false, "print the price table in use (its source, date and models) and exit")
 	fs.StringVar(&jqSrc, "jq", "", "reshape each row with this jq `program` (run in-process)")
 	fs.DurationVar(&jqTimeout, "jq-timeout", jq.DefaultTimeout, "longest a jq program may run on one row")
@@ -201,35 +204,75 @@ Examples:
 				defer store.Close()
 				scan = store.Scan
 			}
-			items, err := usageItems(ctx, scan, table, vibekit.Filter{SessionIDs: sessions, AgentTypes: agents})
-			if err != nil {
-				return errf("usage", err)
-			}
-			rows := usage.Report(usage.InRange(items, fromT, toT), o)
-			w := bufio.NewWriterSize(e.stdout, 64<<10)
-			switch {
-			case prog != nil:
-				err = writeUsageJQ(ctx, w, prog, rows, format == "json")
-			case format == "table":
-				writeUsageTable(w, period, o.By, rows, breakdownModels, e.tableWidth())
-			case format == "json":
-				name := string(period)
-				if period == usage.Session {
-					name = "sessions"
+			report := func(w io.Writer) error {
+				items, err := usageItems(ctx, scan, table, vibekit.Filter{SessionIDs: sessions, AgentTypes: agents})
+				if err != nil {
+					return errf("usage", err)
 				}
-				b, _ := json.Marshal(map[string]any{name: nonNil(rows), "totals": totalsOf(rows)})
-				w.Write(append(b, '\n'))
-			default:
-				for i := range rows {
-					b, _ := json.Marshal(&rows[i])
+				o.Now = e.now()
+				rows := usage.Report(usage.InRange(items, fromT, toT), o)
+				switch {
+				case prog != nil:
+					return writeUsageJQ(ctx, w, prog, rows, format == "json")
+				case format == "table":
+					writeUsageTable(w, period, o.By, rows, breakdownModels, e.tableWidth())
+				case format == "json":
+					name := string(period)
+					if period == usage.Session {
+						name = "sessions"
+					}
+					b, _ := json.Marshal(map[string]any{name: nonNil(rows), "totals": totalsOf(rows)})
 					w.Write(append(b, '\n'))
+				default:
+					for i := range rows {
+						b, _ := json.Marshal(&rows[i])
+						w.Write(append(b, '\n'))
+					}
 				}
+				return nil
 			}
+			if live > 0 {
+				return liveReport(ctx, e, live, format == "table", report)
+			}
+			w := bufio.NewWriterSize(e.stdout, 64<<10)
+			err = report(w)
 			if ferr := w.Flush(); err == nil {
 				err = ferr
 			}
 			return err
 		},
+	}
+}
+
+// liveReport prints a report every interval until ctx ends: on a terminal
+// (table) in place, the screen cleared first; else one report after another,
+// as NDJSON or JSON documents, for a program that reads them as they come.
+func liveReport(ctx context.Context, e *env, interval time.Duration, table bool, report func(io.Writer) error) error {
+	if interval < 100*time.Millisecond {
+		return usageErrorf("--live %v: the interval must be at least 100ms", interval)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var b bytes.Buffer
+	for {
+		b.Reset()
+		if table {
+			b.WriteString("\x1b[H\x1b[2J") // home, clear: the report replaces the last
+		}
+		if err := report(&b); err != nil {
+			return err
+		}
+		if table {
+			fmt.Fprintf(&b, "\nUpdated %s; every %v (Ctrl-C stops).\n", e.now().Format("15:04:05"), interval)
+		}
+		if _, err := e.stdout.Write(b.Bytes()); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 	}
 }
 

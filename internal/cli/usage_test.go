@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // pipeFile stores the lines of path with vibekit-pipe --preset preset.
@@ -92,5 +93,35 @@ func TestUsage_ClaudeTranscriptsEqualCcusage(t *testing.T) {
 			t.Errorf("usage %s: cost %.9f, ccusage %.9f", report, gotCost, wantCost)
 		}
 		want.Cost = wantCost
+	}
+}
+
+// TestUsage_Live: --live prints the report again as rows are committed, and
+// stops when its context ends.
+func TestUsage_Live(t *testing.T) {
+	real := "../../testdata/agents/real"
+	db := filepath.Join(t.TempDir(), "t.db")
+	pipeFile(t, db, "claude", filepath.Join(real, "claude-tools", "stdout.ndjson"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- RunVibekit(ctx, []string{"telemetry", "usage", "session", "--db", db, "--live", "100ms",
+			"--jq", `"\(.sessionId) \(.totalCost)"`}, nil, &out, &errb)
+	}()
+	waitFor(t, "the first report", func() bool { return strings.Contains(out.String(), "000000000001 0.029145") })
+	if strings.Contains(out.String(), "000000000007") {
+		t.Fatal("a session not yet stored is in the report")
+	}
+	pipeFile(t, db, "claude", filepath.Join(real, "claude-denied", "stdout.ndjson"))
+	waitFor(t, "the new session in a later report", func() bool { return strings.Contains(out.String(), "000000000007 0.027075") })
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("--live did not stop when its context ended")
 	}
 }
