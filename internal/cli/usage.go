@@ -170,7 +170,11 @@ Examples:
 				if toT, err = vibekit.ParseTime(to, e.now()); err != nil {
 					return usageErrorf("--to: %v", err)
 				}
-				toT = toT.Add(time.Millisecond) // inclusive, as dump's --to
+				if isDate(to) {
+					toT = toT.AddDate(0, 0, 1) // a date means the whole day
+				} else {
+					toT = toT.Add(time.Millisecond) // inclusive, as dump's --to
+				}
 			}
 			if format == "" {
 				format = "ndjson"
@@ -485,6 +489,12 @@ func usageCost(total, computed float64, unpriced []string) string {
 		s += "+?"
 	}
 	return s
+}
+
+// isDate reports whether s is a date alone: 2026-12-31.
+func isDate(s string) bool {
+	_, err := time.Parse(time.DateOnly, strings.TrimSpace(s))
+	return err == nil
 }
 
 func loadLocation(name string) (*time.Location, error) {

@@ -125,3 +125,36 @@ func TestUsage_Live(t *testing.T) {
 		t.Fatal("--live did not stop when its context ended")
 	}
 }
+
+// TestUsage_ToADate: --to with a date alone counts that whole day.
+func TestUsage_ToADate(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	pipeFile(t, db, "claude", onlyFile(t, "../../testdata/agents/real/claude-tools/home", ".jsonl"))
+	code, out, errs := runVibekit(t, "telemetry", "usage", "daily", "--db", db, "--timezone", "UTC", "--jq", ".date")
+	if code != 0 || out == "" {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	date := strings.Trim(strings.TrimSpace(out), `"`)
+	for _, to := range []string{date, date + "T23:59:59Z"} {
+		code, out, errs = runVibekit(t, "telemetry", "usage", "daily", "--db", db, "--timezone", "UTC", "--from", date, "--to", to, "--jq", ".totalTokens")
+		if code != 0 || strings.TrimSpace(out) != "34275" {
+			t.Errorf("--to %s: exit %d, %q (want the day's 34275 tokens): %s", to, code, out, errs)
+		}
+	}
+}
+
+// onlyFile is the one file under dir whose name ends in suffix.
+func onlyFile(t *testing.T, dir, suffix string) string {
+	t.Helper()
+	var files []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, suffix) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) != 1 {
+		t.Fatalf("%s: %d files, want 1", dir, len(files))
+	}
+	return files[0]
+}
