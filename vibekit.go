@@ -96,13 +96,19 @@ type Filter struct {
 	HasMetadata []string
 	// MetadataOnly, when set, reads of each row only its id, sessionId,
 	// eventType, agentType, timestamp and this top-level key of its metadata
-	// (a report's columns), and keeps only the rows that have the key.
+	// (a report's columns), and keeps only the rows that have the key. The
+	// key is a name of letters, digits and underscores.
 	MetadataOnly string
-	Sources     []string // the input a row was read from
-	Limit       int      // 0 means no limit
-	Offset      int
-	Order       Order
+	Sources      []string // the input a row was read from
+	Limit        int      // 0 means no limit
+	Offset       int
+	Order        Order
 }
+
+// UsageKey is the top-level metadata key of the usage a record carries
+// (tokens by kind, model, cost: see package usage); the store indexes the
+// rows that have it.
+const UsageKey = "tokens"
 
 // Errors callers tell apart.
 var (

@@ -78,6 +78,9 @@ const (
 //     "model" takes the last model its session named, in metadata.model or
 //     metadata.tokens.model (codex names the model once, in a turn_context
 //     or config line, and its token counts later).
+//   - A row whose metadata.tokens has the same "key" as its session's last
+//     usage loses it: a transcript repeats an API call's usage on a line per
+//     content block, and one copy is enough.
 //   - The --session session gets a start row (with --prompt) before its
 //     first row unless that row is a start row, as plain text does without a
 //     map. Finish ends it, and every session whose start row was seen but no
@@ -102,6 +105,7 @@ type Mapper struct {
 	started map[string]struct{}
 	tools   map[string]string
 	models  map[string]string // the last model each session named
+	lastKey map[string]string // the key of each session's last usage
 
 	outs []any
 	recs []vibekit.Record
@@ -138,6 +142,7 @@ func NewMapper(p *Program, o MapOptions) *Mapper {
 		started: map[string]struct{}{},
 		tools:   map[string]string{},
 		models:  map[string]string{},
+		lastKey: map[string]string{},
 	}
 }
 
@@ -413,6 +418,23 @@ func (m *Mapper) nameModel(obj map[string]any, sid string) map[string]any {
 	}
 	switch t := tokens.(type) {
 	case map[string]any:
+		if k, ok := t["key"].(string); ok && k != "" {
+			if m.lastKey[sid] == k {
+				// The same API call as the session's last usage: a transcript
+				// writes one line per content block, each with the call's
+				// usage. Reports count it once anyway; stored once, they read
+				// half as much.
+				md = maps.Clone(md)
+				delete(md, "tokens")
+				obj = maps.Clone(obj)
+				obj["metadata"] = md
+				return obj
+			}
+			if len(m.lastKey) >= maxModels {
+				clear(m.lastKey)
+			}
+			m.lastKey[sid] = k
+		}
 		if name, ok := t["model"].(string); ok && name != "" {
 			m.remember(sid, name)
 			return obj

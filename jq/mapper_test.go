@@ -479,3 +479,41 @@ func TestMapper_OneStartPerSession(t *testing.T) {
 		t.Errorf("%d start rows and %d init rows, want 1 and 2", starts, inits)
 	}
 }
+
+// TestMapper_UsageOncePerCall: Claude Code's transcript writes an API call's
+// usage on a line per content block; the rows keep it on the first line
+// only, and the next call's usage is kept.
+func TestMapper_UsageOncePerCall(t *testing.T) {
+	src, _ := Preset("claude")
+	path := onlyTranscript(t, "../testdata/agents/real/claude-tools/home")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := splitLines(data)
+	withUsage := 0
+	for _, l := range lines {
+		if strings.Contains(l, `"requestId"`) && strings.Contains(l, `"usage"`) {
+			withUsage++
+		}
+	}
+	recs := mapLines(t, src, MapOptions{Session: "flag"}, lines, "success")
+	keys := map[string]int{}
+	for _, r := range recs {
+		var md struct {
+			Tokens *struct{ Key string } `json:"tokens"`
+		}
+		json.Unmarshal(r.Metadata, &md)
+		if md.Tokens != nil {
+			keys[md.Tokens.Key]++
+		}
+	}
+	if withUsage != 3 || len(keys) != 2 {
+		t.Fatalf("%d transcript lines with usage, %d calls in the rows (want 3 lines of 2 calls): %v", withUsage, len(keys), keys)
+	}
+	for k, n := range keys {
+		if n != 1 {
+			t.Errorf("call %s carried by %d rows, want 1", k, n)
+		}
+	}
+}

@@ -30,6 +30,9 @@ var migrationFS embed.FS
 // The indexes the guide lists, plus eventType, which the original also had.
 var indexes = []struct{ name, def string }{
 	{"idx_timestamp", "telemetry(timestamp)"},
+	// The rows that carry usage, with what a usage report reads of them, so
+	// that a report reads this index and not the rows' text.
+	{"idx_usage", "telemetry(timestamp, id, sessionId, agentType, " + metadataKeyExpr(vibekit.UsageKey) + ") WHERE " + metadataKeyCond(vibekit.UsageKey)},
 	{"idx_session", "telemetry(sessionId)"},
 	{"idx_agent_type", "telemetry(agentType)"},
 	{"idx_event_type", "telemetry(eventType)"},

@@ -60,11 +60,11 @@ func where(f *vibekit.Filter) (string, []any) {
 		conds = append(conds, `CASE WHEN json_valid(metadata) THEN CAST(json_extract(metadata, ?) AS TEXT) END = ?`)
 		args = append(args, jsonPath(k), f.Metadata[k])
 	}
-	has := f.HasMetadata
 	if f.MetadataOnly != "" {
-		has = append(has[:len(has):len(has)], f.MetadataOnly)
+		// Literal, not a parameter: so the planner matches idx_usage's WHERE.
+		conds = append(conds, metadataKeyCond(f.MetadataOnly))
 	}
-	for _, k := range has {
+	for _, k := range f.HasMetadata {
 		// instr first: it passes over most rows without parsing their JSON.
 		conds = append(conds, `CASE WHEN instr(metadata, ?) > 0 AND json_valid(metadata) THEN json_type(metadata, ?) END NOT IN ('null')`)
 		args = append(args, `"`+k+`"`, jsonPath(k))
@@ -80,6 +80,27 @@ func where(f *vibekit.Filter) (string, []any) {
 		return "", args
 	}
 	return ` WHERE ` + strings.Join(conds, ` AND `), args
+}
+
+// metadataKeyExpr is the value of a top-level metadata key as JSON text,
+// NULL where the metadata has no such key or is not JSON. key must be a
+// safeKey (Filter.MetadataOnly says so; scanOn checks it).
+func metadataKeyExpr(key string) string {
+	return `(CASE WHEN json_valid(metadata) THEN metadata -> '$.` + key + `' END)`
+}
+
+// metadataKeyCond holds for the rows whose metadata may have key: its name
+// in quotes appears in the text.
+func metadataKeyCond(key string) string { return `instr(metadata, '"` + key + `"') > 0` }
+
+// safeKey reports whether key can be written into SQL and a JSON path as it is.
+func safeKey(key string) bool {
+	for _, c := range key {
+		if !(c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return key != ""
 }
 
 // jsonPath turns a dotted key (user.id) into a JSON path ($."user"."id").
@@ -111,9 +132,9 @@ func selectRecordsFrom(table string, f *vibekit.Filter) (string, []any) {
 	}
 	cols := recordColumns
 	if f.MetadataOnly != "" {
-		// The other columns are left out: a report reads its key of many rows.
-		cols = `id, sessionId, eventType, agentType, NULL, NULL, NULL, NULL, NULL, json_object(?, metadata -> ?), timestamp`
-		args = append([]any{f.MetadataOnly, jsonPath(f.MetadataOnly)}, args...)
+		// The other columns are left out: a report reads its key of many
+		// rows, and of idx_usage alone when the key is the usage.
+		cols = `id, sessionId, eventType, agentType, NULL, NULL, NULL, NULL, NULL, ` + metadataKeyExpr(f.MetadataOnly) + `, timestamp`
 	}
 	q := `SELECT ` + cols + from + w + order
 	if f.Limit > 0 || f.Offset > 0 {
@@ -146,6 +167,21 @@ func (db *DB) Scan(ctx context.Context, f vibekit.Filter, fn func(*vibekit.Recor
 
 // scanOn is Scan on one connection (in its transaction, if one is open).
 func scanOn(ctx context.Context, conn *sql.Conn, table string, f vibekit.Filter, fn func(*vibekit.Record) error) error {
+	if f.MetadataOnly != "" {
+		if !safeKey(f.MetadataOnly) {
+			return fmt.Errorf("query records: metadata key %q: use letters, digits and underscores", f.MetadataOnly)
+		}
+		// The row's metadata is the key alone: {"key": value}; rows whose
+		// text named the key without having it are left out.
+		inner, prefix := fn, `{"`+f.MetadataOnly+`":`
+		fn = func(r *vibekit.Record) error {
+			if len(r.Metadata) == 0 {
+				return nil
+			}
+			r.Metadata = append(append(append(make(json.RawMessage, 0, len(prefix)+len(r.Metadata)+1), prefix...), r.Metadata...), '}')
+			return inner(r)
+		}
+	}
 	q, args := selectRecordsFrom(table, &f)
 	return conn.Raw(func(dc any) error {
 		named := make([]driver.NamedValue, len(args))

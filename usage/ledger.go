@@ -97,10 +97,18 @@ type Entry struct {
 	Flagged bool
 }
 
-// Item is an Entry as the reports count it: the increase it brings, priced.
+// Item is what the reports count of an Entry: the increase it brings,
+// priced, and where its cost comes from. Its names are shared with the other
+// items of the ledger: a report holds many.
 type Item struct {
-	Entry
-	Source CostSource
+	Agent, Session, Project, Model string
+	Time                           time.Time
+	Tokens
+	Cost    float64
+	Source  CostSource
+	Flagged bool
+	// reported marks an agent's running total (the entry had a Scope).
+	reported bool
 }
 
 // Ledger turns entries into items: it drops repeated API calls, takes running
@@ -180,7 +188,8 @@ func (l *Ledger) Add(e Entry) {
 	if e.Tokens == (Tokens{}) && e.Cost == 0 && !e.Flagged {
 		return // nothing used: Claude Code's "<synthetic>" error messages, say
 	}
-	item := Item{Entry: e}
+	item := Item{Agent: e.Agent, Session: e.Session, Project: e.Project, Model: e.Model, Time: e.Time,
+		Tokens: e.Tokens, Cost: e.Cost, Flagged: e.Flagged, reported: e.Scope != ""}
 	p, seen := l.lookups[e.Model]
 	if !seen {
 		p.price, _, p.ok = l.prices.Lookup(e.Model)
@@ -207,14 +216,18 @@ func (l *Ledger) intern(s string) string {
 
 // Items returns what the reports count, in the order it was added. Where a
 // session has the agent's own running totals, those stand for the session and
-// its per-call entries are left out: both describe the same API calls.
+// its per-call entries are left out: both describe the same API calls. The
+// slice is the ledger's own (no copy of what may be millions of items): the
+// ledger takes no more entries after it.
 func (l *Ledger) Items() []Item {
-	out := make([]Item, 0, len(l.items))
+	out := l.items[:0]
 	for _, it := range l.items {
-		if it.Scope == "" && l.reported[sessionKey{it.Agent, it.Session}] {
+		if !it.reported && l.reported[sessionKey{it.Agent, it.Session}] {
 			continue
 		}
 		out = append(out, it)
 	}
+	clear(l.items[len(out):])
+	l.items = out
 	return out
 }

@@ -20,7 +20,7 @@ import (
 //	                             (within the session; see Entry.Scope)
 //	grows                        true when the scope's total never goes down (see Entry.Grows)
 //	project                      the project (working directory) of the run
-const MetadataKey = "tokens"
+const MetadataKey = vibekit.UsageKey
 
 // FromRecord returns the usage entries r carries, none if it carries none.
 // A malformed usage value gives a flagged entry (or none), never an error:
@@ -113,10 +113,10 @@ func count(v any, flagged *bool) int64 {
 	return 0
 }
 
-// InRange is a convenience for reports over a time range: it keeps the items
-// whose time is in [from, to); zero bounds are open.
+// InRange keeps, in place, the items whose time is in [from, to); zero
+// bounds are open.
 func InRange(items []Item, from, to time.Time) []Item {
-	out := items[:0:0]
+	out := items[:0]
 	for _, it := range items {
 		if (!from.IsZero() && it.Time.Before(from)) || (!to.IsZero() && !it.Time.Before(to)) {
 			continue

@@ -77,7 +77,8 @@ type ModelUsed struct {
 	Source CostSource `json:"costSource"` // agent, computed, unpriced, or mixed
 }
 
-// Report groups items into rows, oldest first (sessions by their first item).
+// Report groups items into rows, oldest first (sessions by their first
+// item). It sorts items by time, in place.
 func Report(items []Item, o Options) []Row {
 	loc := o.Location
 	if loc == nil {
@@ -87,8 +88,7 @@ func Report(items []Item, o Options) []Row {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	sorted := make([]Item, len(items))
-	copy(sorted, items)
+	sorted := items
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Time.Before(sorted[j].Time) })
 
 	type group struct {
