@@ -276,6 +276,9 @@ type config struct {
 	n       int
 	seed    uint64
 	timeout time.Duration
+	ccusage string // -ccusage
+	// usageOnly runs only the usage benchmark
+	usageOnly bool
 }
 
 func main() {
@@ -287,6 +290,8 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "", "append a markdown section with the results to this file")
 	flag.StringVar(&cfg.gen, "gen", "", "a built vkgen binary (default: go build ./tools/vkgen into the scratch directory)")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Minute, "limit on each command's run time")
+	flag.StringVar(&cfg.ccusage, "ccusage", "", "the ccusage to compare usage reports with (default: on PATH, or as make fixtures installs it)")
+	flag.BoolVar(&cfg.usageOnly, "usage-only", false, "run only the usage benchmark (transcripts, usage daily, ccusage)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "vkbench: unexpected argument %q\n", flag.Arg(0))
@@ -359,6 +364,17 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.usageOnly {
+		b := bench{cfg: cfg, paths: paths, stderr: stderr}
+		notes, err := b.usageBench(ctx, vkgen)
+		for _, n := range notes {
+			fmt.Fprintln(stdout, n)
+		}
+		if err == nil && cfg.out != "" {
+			err = appendUsageMarkdown(cfg.out, time.Now(), describeMachine(ctx), notes)
+		}
+		return err
+	}
 	gen, err := generateEvents(ctx, cfg, vkgen, "events", paths["{events}"], stderr)
 	if err != nil {
 		return err
@@ -389,6 +405,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep.notes = append(rep.notes, comp...)
+	use, err := b.usageBench(ctx, vkgen)
+	rep.notes = append(rep.notes, use...)
+	if err != nil {
+		return err
+	}
 	if err := rep.writeText(stdout); err != nil {
 		return fmt.Errorf("print results: %w", err)
 	}
