@@ -146,16 +146,21 @@ type AgentStats struct {
 // IngestStats are the ingest figures of the pipe runs (and other commits)
 // that wrote the store, summed over runs.
 type IngestStats struct {
-	Runs               int64   `json:"runs"`
-	LinesRead          int64   `json:"linesRead"`
-	BytesRead          int64   `json:"bytesRead"`
-	TotalEventsWritten int64   `json:"totalEventsWritten"`
-	Rejects            int64   `json:"rejects"`
-	Skipped            int64   `json:"skipped"`
-	Flushes            int64   `json:"flushes"`
-	AverageFlushTime   float64 `json:"averageFlushTime"` // ms per flush
-	LastFlushTime      float64 `json:"lastFlushTime"`    // ms, of the latest flush
-	EventsPerFlush     float64 `json:"eventsPerFlush"`
+	Runs               int64 `json:"runs"`
+	LinesRead          int64 `json:"linesRead"`
+	BytesRead          int64 `json:"bytesRead"`
+	TotalEventsWritten int64 `json:"totalEventsWritten"`
+	Rejects            int64 `json:"rejects"`
+	Skipped            int64 `json:"skipped"`
+	// Refused counts rows the database refused (kept as rejects, and
+	// counted in Rejects too); NotStored the rows stored nowhere: given up
+	// on after bounded retries, or refused even as rejects.
+	Refused          int64   `json:"refused"`
+	NotStored        int64   `json:"notStored"`
+	Flushes          int64   `json:"flushes"`
+	AverageFlushTime float64 `json:"averageFlushTime"` // ms per flush
+	LastFlushTime    float64 `json:"lastFlushTime"`    // ms, of the latest flush
+	EventsPerFlush   float64 `json:"eventsPerFlush"`
 	// BufferEfficiency is the share of transactions that batching saved
 	// against one commit per event: 1 - flushes/events.
 	BufferEfficiency float64 `json:"bufferEfficiency"`

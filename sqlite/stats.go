@@ -295,6 +295,17 @@ func (db *DB) IngestStats(ctx context.Context, from, to time.Time) (*vibekit.Ing
 		if s.Runs == 0 {
 			return nil
 		}
+		// A file not yet migrated to 0008 has no such counters: none.
+		var has int
+		if err := c.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('vk_runs') WHERE name = 'not_stored'`).Scan(&has); err != nil {
+			return err
+		}
+		if has > 0 {
+			err := c.QueryRowContext(ctx, `SELECT COALESCE(SUM(refused), 0), COALESCE(SUM(not_stored), 0) FROM vk_runs`+w, args...).Scan(&s.Refused, &s.NotStored)
+			if err != nil {
+				return err
+			}
+		}
 		err = c.QueryRowContext(ctx, `SELECT flush_ms_last FROM vk_runs`+w+` ORDER BY updated DESC, id DESC LIMIT 1`, args...).Scan(&s.LastFlushTime)
 		return err
 	})

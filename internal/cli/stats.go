@@ -297,6 +297,8 @@ func writePerformanceText(w io.Writer, s *vibekit.IngestStats) {
 	fmt.Fprintf(w, "Events Written: %s\n", formatCount(s.TotalEventsWritten))
 	fmt.Fprintf(w, "Rejects: %s\n", formatCount(s.Rejects))
 	fmt.Fprintf(w, "Skipped Lines: %s\n", formatCount(s.Skipped))
+	fmt.Fprintf(w, "Refused by the Database: %s (kept as rejects)\n", formatCount(s.Refused))
+	fmt.Fprintf(w, "Not Stored: %s\n", formatCount(s.NotStored))
 	fmt.Fprintf(w, "Flushes: %s\n", formatCount(s.Flushes))
 	fmt.Fprintf(w, "Average Flush Time: %.2f ms\n", s.AverageFlushTime)
 	fmt.Fprintf(w, "Last Flush Time: %.2f ms\n", s.LastFlushTime)
