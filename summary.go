@@ -44,6 +44,11 @@ type AgentUsage struct {
 	Turns          int64   `json:"turns,omitempty"`
 	ToolCalls      int64   `json:"toolCalls,omitempty"`
 	FailedCommands int64   `json:"failedCommands,omitempty"`
+	// IgnoredValues counts the figures above that a row holds but the sums
+	// leave out: not a number (a string, an object), negative, fractional
+	// where a count is whole, or too large to be true (over 1e15 tokens
+	// or turns, or $1e9, in one row).
+	IgnoredValues int64 `json:"ignoredValues,omitempty"`
 }
 
 // Session statuses that the store derives; an end row's metadata.status

@@ -45,7 +45,8 @@ func (db *DB) Stats(ctx context.Context, f vibekit.Filter, opts StatsOptions) (*
 	s := &vibekit.Stats{EventTypes: map[vibekit.EventType]int64{}, GroupBy: opts.GroupBy, By: opts.By}
 	err := db.snapshot(ctx, func(c *sql.Conn) error {
 		var from, to sql.NullInt64
-		err := c.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT sessionId), MIN(timestamp), MAX(timestamp),
+		// A timestamp another program wrote may be a REAL or TEXT: read as an integer.
+		err := c.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT sessionId), CAST(MIN(timestamp) AS INTEGER), CAST(MAX(timestamp) AS INTEGER),
 			COALESCE(SUM(eventType = 'error'), 0) FROM telemetry`+w, args...).Scan(&s.TotalEvents, &s.Sessions, &from, &to, &s.Errors)
 		if err != nil {
 			return err

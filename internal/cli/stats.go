@@ -325,6 +325,7 @@ func writeAgentUsage(w io.Writer, s *vibekit.Stats) {
 	fmt.Fprintf(w, "Cost: $%.4f\n", u.CostUSD)
 	fmt.Fprintf(w, "Tokens: %s in, %s out\n", formatCount(u.InputTokens), formatCount(u.OutputTokens))
 	fmt.Fprintf(w, "Turns: %s\n", formatCount(u.Turns))
+	writeIgnored(w, u.IgnoredValues)
 	list := func(shares []vibekit.Share, format string) string {
 		var parts []string
 		for _, sh := range shares {
@@ -337,4 +338,19 @@ func writeAgentUsage(w io.Writer, s *vibekit.Stats) {
 	}
 	fmt.Fprintf(w, "Tool Calls: %s%s\n", formatCount(u.ToolCalls), list(s.Tools, "%s %s"))
 	fmt.Fprintf(w, "Failed Commands: %s%s\n", formatCount(u.FailedCommands), list(s.Failures, "%s (%s)"))
+}
+
+// writeIgnored says, if there are any, how many figures the rows hold that
+// the sums leave out (vibekit.AgentUsage.IgnoredValues).
+func writeIgnored(w io.Writer, n int64) {
+	if n > 0 {
+		fmt.Fprintf(w, "Ignored Values: %s (not a plausible count or cost: left out of the figures)\n", formatCount(n))
+	}
+}
+
+// warnIgnored is writeIgnored on stderr, for output that is data only.
+func warnIgnored(e *env, n int64) {
+	if n > 0 {
+		fmt.Fprintf(e.stderr, "vibekit: %s in the rows' metadata not a plausible count or cost: left out of the figures\n", plural(n, "value"))
+	}
 }
