@@ -31,8 +31,9 @@ import (
 // committed. When the store is slower than the input, reading waits.
 const pipeBudget = 8 << 20
 
-// stopRetry is how long, after the input ended or a signal, a failing commit
-// is retried before the program gives up and exits 1.
+// stopRetry is how long a failing commit is retried after the input ended or
+// a signal, and how long one that fails for a full disk or an I/O error is
+// retried at any time, before its rows are given up and counted.
 const stopRetry = 30 * time.Second
 
 type pipeOptions struct {
@@ -105,7 +106,10 @@ Stream rows are committed every --stream-batch-size rows or after
 --stream-flush-interval-ms; start, end and error rows at once. On EOF,
 SIGINT, SIGTERM, SIGHUP or a closed stdout everything read is committed and
 the exit status is 0. SIGUSR1 prints --stats without stopping; a second
-SIGINT or SIGTERM stops at once.
+SIGINT or SIGTERM stops at once, saying how many buffered rows it drops.
+Rows the database refuses (a constraint or trigger of its schema) go to the
+rejects with its message; a full disk is retried for 30 s, then rows are
+counted as not stored while the input flows on (docs/CLI.md).
 
 --follow reads files, and keeps reading them as they grow, like tail -F:
 it survives rotation (rename or copytruncate), truncation, deletion and
