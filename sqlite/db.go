@@ -358,12 +358,6 @@ func IsPermanent(err error) bool {
 	return false
 }
 
-// IsFull reports whether err is SQLite's "database or disk is full".
-func IsFull(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && se.Code == sqlite3.ErrFull
-}
-
 // sqliteMessage is the database's own message in err.
 func sqliteMessage(err error) string {
 	var se sqlite3.Error
