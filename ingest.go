@@ -11,6 +11,14 @@ type Reject struct {
 	Time   int64  // Unix ms when it was read
 }
 
+// LinePos is where in its source a line was read: a refused row's reject
+// points there.
+type LinePos struct {
+	Line   int64 // 1-based line number within the source
+	Offset int64 // byte offset of the line's start
+	Length int64 // the line's full length in bytes
+}
+
 // Checkpoint is a source's read position after the lines of a batch: the
 // store commits it in the same transaction as their rows (DESIGN invariant 1).
 //
@@ -44,10 +52,11 @@ type SourceState struct {
 
 // Batch is what the store commits in one transaction. Records[i] was read
 // from the source whose key (Checkpoint.SourceKey) is RecordSources[i], empty
-// for records that came from no input.
+// for records that came from no input, at RecordLines[i] (zero if unknown).
 type Batch struct {
 	Records       []Record
 	RecordSources []string
+	RecordLines   []LinePos
 	Rejects       []Reject
 	Checkpoints   []Checkpoint
 	Lines         int64 // input lines the batch accounts for
@@ -63,6 +72,7 @@ func (b *Batch) Reset() {
 	clear(b.Records) // drop references to strings and metadata
 	b.Records = b.Records[:0]
 	b.RecordSources = b.RecordSources[:0]
+	b.RecordLines = b.RecordLines[:0]
 	b.Rejects = b.Rejects[:0]
 	b.Checkpoints = b.Checkpoints[:0]
 	b.Lines, b.Bytes, b.Skipped = 0, 0, 0

@@ -44,6 +44,11 @@ type AgentUsage struct {
 	Turns          int64   `json:"turns,omitempty"`
 	ToolCalls      int64   `json:"toolCalls,omitempty"`
 	FailedCommands int64   `json:"failedCommands,omitempty"`
+	// IgnoredValues counts the figures above that a row holds but the sums
+	// leave out: not a number (a string, an object), negative, fractional
+	// where a count is whole, or too large to be true (over 1e15 tokens
+	// or turns, or $1e9, in one row).
+	IgnoredValues int64 `json:"ignoredValues,omitempty"`
 }
 
 // Session statuses that the store derives; an end row's metadata.status
@@ -146,16 +151,21 @@ type AgentStats struct {
 // IngestStats are the ingest figures of the pipe runs (and other commits)
 // that wrote the store, summed over runs.
 type IngestStats struct {
-	Runs               int64   `json:"runs"`
-	LinesRead          int64   `json:"linesRead"`
-	BytesRead          int64   `json:"bytesRead"`
-	TotalEventsWritten int64   `json:"totalEventsWritten"`
-	Rejects            int64   `json:"rejects"`
-	Skipped            int64   `json:"skipped"`
-	Flushes            int64   `json:"flushes"`
-	AverageFlushTime   float64 `json:"averageFlushTime"` // ms per flush
-	LastFlushTime      float64 `json:"lastFlushTime"`    // ms, of the latest flush
-	EventsPerFlush     float64 `json:"eventsPerFlush"`
+	Runs               int64 `json:"runs"`
+	LinesRead          int64 `json:"linesRead"`
+	BytesRead          int64 `json:"bytesRead"`
+	TotalEventsWritten int64 `json:"totalEventsWritten"`
+	Rejects            int64 `json:"rejects"`
+	Skipped            int64 `json:"skipped"`
+	// Refused counts rows the database refused (kept as rejects, and
+	// counted in Rejects too); NotStored the rows stored nowhere: given up
+	// on after bounded retries, or refused even as rejects.
+	Refused          int64   `json:"refused"`
+	NotStored        int64   `json:"notStored"`
+	Flushes          int64   `json:"flushes"`
+	AverageFlushTime float64 `json:"averageFlushTime"` // ms per flush
+	LastFlushTime    float64 `json:"lastFlushTime"`    // ms, of the latest flush
+	EventsPerFlush   float64 `json:"eventsPerFlush"`
 	// BufferEfficiency is the share of transactions that batching saved
 	// against one commit per event: 1 - flushes/events.
 	BufferEfficiency float64 `json:"bufferEfficiency"`

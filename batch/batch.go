@@ -43,9 +43,15 @@ func (b *Batcher) touch(now time.Time) {
 // AddRecord buffers a record read from the source with key source ("" for none). A start, end or
 // error record makes the batch due at once, after the rows buffered before it.
 func (b *Batcher) AddRecord(r vibekit.Record, source string, now time.Time) {
+	b.AddRecordAt(r, source, vibekit.LinePos{}, now)
+}
+
+// AddRecordAt is AddRecord for a record mapped from the line at pos.
+func (b *Batcher) AddRecordAt(r vibekit.Record, source string, pos vibekit.LinePos, now time.Time) {
 	b.touch(now)
 	b.cur.Records = append(b.cur.Records, r)
 	b.cur.RecordSources = append(b.cur.RecordSources, source)
+	b.cur.RecordLines = append(b.cur.RecordLines, pos)
 	if r.EventType.Lifecycle() {
 		b.urgent = true
 	} else {

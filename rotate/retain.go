@@ -21,11 +21,15 @@ func (s *Sealer) Prune(ctx context.Context, before, now time.Time) (sqlite.Prune
 	res := sqlite.PruneResult{Time: now, Before: before}
 	var err error
 	res.Rows, res.Rejects, err = s.DB.Prune(ctx, before)
-	if err != nil {
+	if err != nil && !errors.Is(err, sqlite.ErrNotScrubbed) {
 		return res, err
 	}
+	// Rows deleted but perhaps still readable in the WAL: reported, and the
+	// pass goes on.
+	scrubErr := err
+	err = nil
 	if _, serr := os.Lstat(s.dir()); serr != nil {
-		return res, errors.Join(err, s.DB.RecordPrune(ctx, res)) // no archives
+		return res, errors.Join(scrubErr, s.DB.RecordPrune(ctx, res)) // no archives
 	}
 	unlock, lerr := s.lock()
 	switch {
@@ -36,7 +40,7 @@ func (s *Sealer) Prune(ctx context.Context, before, now time.Time) (sqlite.Prune
 		err = s.pruneArchives(ctx, before, &res)
 		unlock()
 	}
-	return res, errors.Join(err, s.DB.RecordPrune(ctx, res))
+	return res, errors.Join(scrubErr, err, s.DB.RecordPrune(ctx, res))
 }
 
 func (s *Sealer) pruneArchives(ctx context.Context, before time.Time, res *sqlite.PruneResult) error {

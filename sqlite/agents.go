@@ -40,50 +40,111 @@ func agentRows(table, sid, where string) string {
 	} else {
 		where += ` AND ` + cond
 	}
+	// Three levels: the raw values and their JSON types; the values the
+	// figures take (see usageValue); what the row calls and failed.
+	raw := `SELECT ` + sid + ` AS sid, eventType IN ('end', 'error') AS ev,
+		metadata ->> '$.kind' AS kind, metadata ->> '$.tool' AS tool, metadata ->> '$.phase' AS phase,
+		metadata ->> '$.status' AS status, metadata ->> '$.exit_code' AS exit_code,
+		metadata ->> '$.is_error' AS is_error, metadata ->> '$.command' AS command,
+		metadata ->> '$.tool_use_id' AS tuid`
+	for _, f := range usageFields {
+		raw += `, metadata ->> '` + f.path + `' AS ` + f.name + `, json_type(metadata, '` + f.path + `') AS ` + f.name + `_t`
+	}
+	raw += ` FROM ` + table + where
+	valid := `SELECT sid, kind, tool, phase, status, exit_code, is_error, command, tuid,
+		CASE WHEN ev THEN ` + usageValue("cost", maxCost, false) + ` END AS cost,
+		CASE WHEN ev THEN ` + usageValue("tin", maxCount, true) + ` + COALESCE(` + usageValue("tcc", maxCount, true) + `, 0)
+			+ COALESCE(` + usageValue("tcr", maxCount, true) + `, 0) END AS tin,
+		CASE WHEN ev THEN ` + usageValue("tout", maxCount, true) + ` END AS tout,
+		CASE WHEN ev THEN COALESCE(` + usageValue("turns", maxCount, true) + `,
+			CASE WHEN kind IN ('turn.completed', 'turn.failed') THEN 1 END) END AS turns,
+		CASE WHEN ev THEN ` + ignored() + ` ELSE 0 END AS ignored
+	FROM (` + raw + `)`
 	return `SELECT sid, cost, tin, tout, turns,
 		CASE WHEN kind = 'tool_use' OR (phase = 'completed' AND tool IS NOT NULL) THEN tool END AS call,
 		CASE WHEN (kind = 'tool_result' AND is_error)
 			OR (phase = 'completed' AND tool IS NOT NULL AND (status = 'failed' OR COALESCE(exit_code, 0) <> 0))
 			OR (kind = 'exit' AND exit_code <> 0) THEN 1 ELSE 0 END AS failed,
-		COALESCE(command, tool) AS what, tuid
-	FROM (SELECT ` + sid + ` AS sid,
-		metadata ->> '$.kind' AS kind, metadata ->> '$.tool' AS tool, metadata ->> '$.phase' AS phase,
-		metadata ->> '$.status' AS status, metadata ->> '$.exit_code' AS exit_code,
-		metadata ->> '$.is_error' AS is_error, metadata ->> '$.command' AS command,
-		metadata ->> '$.tool_use_id' AS tuid,
-		CASE WHEN eventType IN ('end', 'error') THEN metadata ->> '$.total_cost_usd' END AS cost,
-		CASE WHEN eventType IN ('end', 'error') THEN (metadata ->> '$.usage.input_tokens')
-			+ COALESCE(metadata ->> '$.usage.cache_creation_input_tokens', 0)
-			+ COALESCE(metadata ->> '$.usage.cache_read_input_tokens', 0) END AS tin,
-		CASE WHEN eventType IN ('end', 'error') THEN metadata ->> '$.usage.output_tokens' END AS tout,
-		CASE WHEN eventType IN ('end', 'error') THEN COALESCE(metadata ->> '$.num_turns',
-			CASE WHEN metadata ->> '$.kind' IN ('turn.completed', 'turn.failed') THEN 1 END) END AS turns
-	FROM ` + table + where + `)`
+		COALESCE(command, tool) AS what, tuid, ignored
+	FROM (` + valid + `)`
+}
+
+// usageFields are the figures of end and error rows that reports sum.
+var usageFields = []struct{ name, path string }{
+	{"cost", "$.total_cost_usd"},
+	{"tin", "$.usage.input_tokens"},
+	{"tcc", "$.usage.cache_creation_input_tokens"},
+	{"tcr", "$.usage.cache_read_input_tokens"},
+	{"tout", "$.usage.output_tokens"},
+	{"turns", "$.num_turns"},
+}
+
+// Bounds of a figure a report takes: above them a value is taken for a
+// mistake (9.3e18 tokens, 1e400), and its sum could not be read.
+const (
+	maxCount = "1e15" // tokens or turns in one row
+	maxCost  = "1e9"  // dollars in one row
+)
+
+// usageValue is the SQL value of the figure name of agentRows' raw level:
+// a JSON number from 0 to max (a whole one if whole, as an integer), or
+// NULL for anything else, which ignored counts.
+func usageValue(name, max string, whole bool) string {
+	cond := name + `_t IN ('integer', 'real') AND ` + name + ` BETWEEN 0 AND ` + max
+	if whole {
+		return `CASE WHEN ` + cond + ` AND ` + name + ` = CAST(` + name + ` AS INTEGER) THEN CAST(` + name + ` AS INTEGER) END`
+	}
+	return `CASE WHEN ` + cond + ` THEN ` + name + ` END`
+}
+
+// ignored counts the figures of a row that are present (not null) but not
+// taken by usageValue: a string, an object, 1.5 turns, -3 tokens, 1e400.
+func ignored() string {
+	var terms []string
+	for _, f := range usageFields {
+		max, whole := maxCount, true
+		if f.name == "cost" {
+			max, whole = maxCost, false
+		}
+		terms = append(terms, `(`+f.name+`_t IS NOT NULL AND `+f.name+`_t <> 'null' AND (`+usageValue(f.name, max, whole)+`) IS NULL)`)
+	}
+	return strings.Join(terms, ` + `)
 }
 
 // agentSums are the aggregates of agentRows' columns, named agentCols, in
-// vibekit.AgentUsage's order; usageScan reads them.
+// vibekit.AgentUsage's order; usageScan reads them. TOTAL sums as a float,
+// which never overflows as SUM of integers can; usageScan clamps it.
 const (
-	agentSums = `SUM(cost) AS cost, SUM(tin) AS tin, SUM(tout) AS tout, SUM(turns) AS turns, COUNT(call) AS calls, SUM(failed) AS failed`
-	agentCols = `ag.cost, ag.tin, ag.tout, ag.turns, ag.calls, ag.failed`
+	agentSums = `TOTAL(cost) AS cost, TOTAL(tin) AS tin, TOTAL(tout) AS tout, TOTAL(turns) AS turns, COUNT(call) AS calls,
+		SUM(failed) AS failed, SUM(ignored) AS ignored`
+	agentCols = `ag.cost, ag.tin, ag.tout, ag.turns, ag.calls, ag.failed, ag.ignored`
 )
 
 // usageScan holds the scanned agentSums until they are known not NULL.
 type usageScan struct {
-	cost                            sql.NullFloat64
-	tin, tout, turns, calls, failed sql.NullInt64
+	cost, tin, tout, turns sql.NullFloat64
+	calls, failed, ignored sql.NullInt64
 }
 
 func (u *usageScan) dest() []any {
-	return []any{&u.cost, &u.tin, &u.tout, &u.turns, &u.calls, &u.failed}
+	return []any{&u.cost, &u.tin, &u.tout, &u.turns, &u.calls, &u.failed, &u.ignored}
 }
 
 func (u *usageScan) usage() vibekit.AgentUsage {
 	// Costs are in dollars with up to 7 decimals: a sum of them is rounded
 	// to that, not left with the float's noise (0.13384479999999999).
 	cost := math.Round(u.cost.Float64*1e7) / 1e7
-	return vibekit.AgentUsage{CostUSD: cost, InputTokens: u.tin.Int64, OutputTokens: u.tout.Int64,
-		Turns: u.turns.Int64, ToolCalls: u.calls.Int64, FailedCommands: u.failed.Int64}
+	return vibekit.AgentUsage{CostUSD: cost, InputTokens: clampCount(u.tin.Float64), OutputTokens: clampCount(u.tout.Float64),
+		Turns: clampCount(u.turns.Float64), ToolCalls: u.calls.Int64, FailedCommands: u.failed.Int64, IgnoredValues: u.ignored.Int64}
+}
+
+// clampCount is a sum of counts as an int64: exact below 2^53, and at most
+// math.MaxInt64.
+func clampCount(f float64) int64 {
+	if f >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(math.Round(max(f, 0)))
 }
 
 // toolSep separates tool names in a group_concat.

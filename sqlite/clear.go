@@ -15,6 +15,52 @@ type Counts struct {
 	Rejects int64 // rejected input lines
 }
 
+// ErrNotScrubbed means that rows were deleted but copies of them may still
+// be read in the file or its WAL: the rebuild or the truncating checkpoint
+// after the deletion could not be done (a reader using the WAL, a full
+// disk). The next deletion, or vacuum, tries again.
+var ErrNotScrubbed = errors.New("the deleted rows may still be read in the database file or its WAL")
+
+// secureDelete runs del, which deletes rows, on one connection with
+// secure_delete ON, so that SQLite overwrites the deleted content and the
+// pages it frees with zeros (FAST, the writer's setting, leaves freed pages
+// as they were). That is not enough: the unused space of live pages keeps
+// copies of rows that a page split or merge moved, and the WAL's earlier
+// frames hold the rows as they were written. So VACUUM then writes the
+// database anew, copying only live rows into blank pages, and a TRUNCATE
+// checkpoint empties the WAL. del returns how many rows it deleted: none,
+// and there is nothing to scrub. The error wraps ErrNotScrubbed if the rows
+// were deleted but the scrub could not be done.
+func (db *DB) secureDelete(ctx context.Context, del func(*sql.Conn) (int64, error)) error {
+	conn, err := db.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var prev int
+	if err := conn.QueryRowContext(ctx, `PRAGMA secure_delete`).Scan(&prev); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.Background(), `PRAGMA secure_delete = `+map[int]string{0: "OFF", 1: "ON", 2: "FAST"}[prev])
+	if n, err := del(conn); err != nil || n == 0 {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("%w: rebuild the file: %v", ErrNotScrubbed, err)
+	}
+	var busy, log, moved int
+	if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &log, &moved); err != nil {
+		return fmt.Errorf("%w: truncate the WAL: %v", ErrNotScrubbed, err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("%w: a reader kept the WAL from being truncated", ErrNotScrubbed)
+	}
+	return nil
+}
+
 // onlyTime reports whether f selects by time alone: rejected lines, which
 // have no session or agent, are cleared only by such filters.
 func onlyTime(f *vibekit.Filter) bool {
@@ -92,7 +138,9 @@ func (db *DB) CountClear(ctx context.Context, f vibekit.Filter) (Counts, error) 
 
 // Clear deletes, in one transaction, the telemetry rows that f selects and,
 // when f selects by time alone, the rejected lines of that time. It keeps
-// the sources' read offsets, so followed files do not start over.
+// the sources' read offsets, so followed files do not start over. No copy
+// of a deleted row stays readable in the file or its WAL (secureDelete);
+// if one may, the rows are deleted and the error wraps ErrNotScrubbed.
 func (db *DB) Clear(ctx context.Context, f vibekit.Filter) (Counts, error) {
 	var c Counts
 	if db.readOnly {
@@ -101,23 +149,31 @@ func (db *DB) Clear(ctx context.Context, f vibekit.Filter) (Counts, error) {
 	if f.Limit != 0 || f.Offset != 0 {
 		return c, errors.New("clear: a limit or offset does not apply")
 	}
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
+	err := db.secureDelete(ctx, func(conn *sql.Conn) (int64, error) {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer tx.Rollback()
 		if c.Events, err = deleteLive(ctx, tx, &f); err != nil {
-			return err
+			return 0, err
 		}
 		if onlyTime(&f) {
 			w, args := rejectsWhere(&f)
 			res, err := tx.ExecContext(ctx, `DELETE FROM vk_rejects`+w, args...)
 			if err != nil {
-				return err
+				return 0, err
 			}
-			c.Rejects, err = res.RowsAffected()
-			return err
+			if c.Rejects, err = res.RowsAffected(); err != nil {
+				return 0, err
+			}
 		}
-		return nil
+		return c.Events + c.Rejects, tx.Commit()
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNotScrubbed):
+		return c, fmt.Errorf("clear: %w", err) // the rows are deleted all the same
+	case err != nil:
 		return Counts{}, fmt.Errorf("clear: %w", err)
 	}
 	return c, nil

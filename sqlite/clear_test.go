@@ -94,7 +94,8 @@ func TestDB_Vacuum(t *testing.T) {
 		recs[i].StreamData = strings.Repeat("x", 500)
 	}
 	MustCommit(t, db, recs)
-	if _, err := db.Clear(ctx, vibekit.Filter{}); err != nil {
+	// Deleted by hand: Clear would vacuum itself.
+	if _, err := db.SQL().Exec(`DELETE FROM telemetry`); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := db.Size()
@@ -196,8 +197,8 @@ func TestDB_DeleteUserData(t *testing.T) {
 	}
 }
 
-// TestDB_DeleteUserData_FreePages: pages freed earlier (here by clearing a
-// session; a seal's dropped table or a prune do the same) keep the bytes
+// TestDB_DeleteUserData_FreePages: pages freed earlier (here by a delete
+// under secure_delete FAST, as a seal's dropped table is) keep the bytes
 // of their rows; deleting a user's data leaves no copy there either.
 func TestDB_DeleteUserData_FreePages(t *testing.T) {
 	db := MustOpen(t)
@@ -209,7 +210,9 @@ func TestDB_DeleteUserData_FreePages(t *testing.T) {
 			Metadata: []byte(`{"userId":"u9"}`), Timestamp: t0.UnixMilli() + int64(i)})
 	}
 	MustCommit(t, db, recs)
-	if _, err := db.Clear(ctx, vibekit.Filter{SessionIDs: []string{"gone"}}); err != nil {
+	// A deletion under the writer's secure_delete FAST, as a seal's drop of
+	// its table is: the freed pages keep their bytes.
+	if _, err := db.SQL().Exec(`DELETE FROM telemetry WHERE sessionId = 'gone'`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.SQL().Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
@@ -232,5 +235,79 @@ func TestDB_DeleteUserData_FreePages(t *testing.T) {
 		if bytes.Contains(data, []byte(secret)) {
 			t.Errorf("%s still holds the cleared rows' text", p)
 		}
+	}
+}
+
+// rawHolds reports whether the bytes of the database file or its WAL hold s.
+func rawHolds(t *testing.T, db *DB, s string) bool {
+	t.Helper()
+	for _, p := range []string{db.Path, db.Path + "-wal"} {
+		data, err := os.ReadFile(p)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDB_DeletedIsUnreadable: rows deleted by Clear, Prune or
+// DeleteUserData leave no byte of their text in the database file or its
+// WAL, while the database stays open (the WAL in use) and after rows were
+// written around them.
+func TestDB_DeletedIsUnreadable(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		del  func(db *DB) error
+	}{
+		{"clear", func(db *DB) error {
+			_, err := db.Clear(ctx, vibekit.Filter{SessionIDs: []string{"gone"}})
+			return err
+		}},
+		{"prune", func(db *DB) error {
+			_, _, err := db.Prune(ctx, t0.Add(time.Hour))
+			return err
+		}},
+		{"delete user data", func(db *DB) error {
+			_, err := db.DeleteUserData(ctx, "userId", "u9", Deletion{})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := MustOpen(t)
+			const canary = "CANARY-9d41f0"
+			var recs []vibekit.Record
+			for i := range 400 {
+				// The rows to delete, old, between rows that stay.
+				recs = append(recs, vibekit.Record{SessionID: "gone", EventType: vibekit.EventStream, Prompt: canary + "-prompt",
+					StreamData: fmt.Sprintf("%s %d %s", canary, i, strings.Repeat("y", 200+i)),
+					Metadata:   []byte(`{"userId":"u9"}`), Timestamp: t0.UnixMilli() + int64(i)})
+				recs = append(recs, vibekit.Record{SessionID: "kept", EventType: vibekit.EventStream, StreamData: strings.Repeat("k", 100),
+					Timestamp: t0.Add(48*time.Hour).UnixMilli() + int64(i)})
+			}
+			for i := 0; i < len(recs); i += 50 {
+				MustCommit(t, db, recs[i:i+50])
+			}
+			// Some of it checkpointed into the file, some in the WAL.
+			if _, err := db.SQL().Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				t.Fatal(err)
+			}
+			MustCommit(t, db, recs[:2:2])
+			if !rawHolds(t, db, canary) {
+				t.Fatal("the canary is not in the raw bytes before the deletion")
+			}
+			if err := tc.del(db); err != nil {
+				t.Fatal(err)
+			}
+			if got := count(t, db, "telemetry"); got != 401 {
+				t.Fatalf("%d rows left, want the 400 kept and 1 (the second copy of a kept row)", got)
+			}
+			if rawHolds(t, db, canary) {
+				t.Errorf("a deleted row's text is still in %s or its WAL", db.Path)
+			}
+		})
 	}
 }

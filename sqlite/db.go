@@ -90,8 +90,13 @@ type DB struct {
 	insertConn *sqlite3.SQLiteConn
 	sourceIDs  map[string]int64 // committed vk_sources ids by key
 	ckpt       *checkpointer
-	runID      int64     // this process's vk_runs row, once committed
-	held       *heldFile // the file's descriptor, held while the DB is open (see holdFile)
+	runID      int64 // this process's vk_runs row, once committed
+	// pendingLost counts rows given up on since the last commit, which
+	// adds them to the run's not_stored counter.
+	pendingLost int64
+	busy        time.Duration // the connections' busy timeout
+	commitWait  time.Duration // a commit's, if shorter (SetCommitWait)
+	held        *heldFile     // the file's descriptor, held while the DB is open (see holdFile)
 }
 
 // Open opens the database at path for writing, as OpenContext does, with a
@@ -142,7 +147,7 @@ func OpenContext(ctx context.Context, path string, opts Options) (*DB, error) {
 	// One connection: a process writes through one, and SQLite serialises
 	// writers anyway. It keeps per-connection pragmas in force.
 	sqldb.SetMaxOpenConns(1)
-	db := &DB{Path: path, db: sqldb, now: opts.Now, sourceIDs: map[string]int64{}, held: h}
+	db := &DB{Path: path, db: sqldb, now: opts.Now, sourceIDs: map[string]int64{}, held: h, busy: busy}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -477,4 +482,30 @@ func IsBusy(err error) bool {
 		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
 	}
 	return false
+}
+
+// IsPermanent reports whether err is an error that trying the same write
+// again cannot cure: the database refuses what is written (a NOT NULL or
+// CHECK constraint of its schema, a trigger that fails or calls a module
+// this program lacks, a value too big or of the wrong type). Locks, a full
+// disk and I/O errors are transient.
+func IsPermanent(err error) bool {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code {
+	case sqlite3.ErrError, sqlite3.ErrConstraint, sqlite3.ErrMismatch, sqlite3.ErrTooBig, sqlite3.ErrRange, sqlite3.ErrAuth:
+		return true
+	}
+	return false
+}
+
+// sqliteMessage is the database's own message in err.
+func sqliteMessage(err error) string {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Error()
+	}
+	return err.Error()
 }

@@ -46,14 +46,12 @@ func (db *DB) Import(ctx context.Context, next func(b *vibekit.Batch) (more bool
 			if more, err = next(&b); err != nil {
 				return err
 			}
-			if err := tx.insertRecords(&b); err != nil {
+			var w Written
+			if err := tx.insertRecords(&b, &w); err != nil {
 				return err
 			}
-			for _, r := range b.Rejects {
-				if err := tx.exec(`INSERT INTO vk_rejects (source, line, offset, length, reason, raw, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-					r.Source, r.Line, r.Offset, r.Length, r.Reason, r.Raw, r.Time); err != nil {
-					return fmt.Errorf("insert reject: %w", err)
-				}
+			if err := tx.insertRejects(&b, &w); err != nil {
+				return err
 			}
 			n.Events += int64(len(b.Records))
 			n.Rejects += int64(len(b.Rejects))

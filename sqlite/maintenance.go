@@ -95,24 +95,32 @@ type PruneResult struct {
 // a time, and returns how many.
 func (db *DB) Prune(ctx context.Context, before time.Time) (rows, rejects int64, err error) {
 	cut := before.UnixMilli()
-	for _, t := range []struct {
-		n    *int64
-		stmt string
-	}{
-		{&rows, `DELETE FROM telemetry WHERE id IN (SELECT id FROM telemetry WHERE timestamp < ? LIMIT ?)`},
-		{&rejects, `DELETE FROM vk_rejects WHERE id IN (SELECT id FROM vk_rejects WHERE timestamp < ? LIMIT ?)`},
-	} {
-		for {
-			res, err := db.db.ExecContext(ctx, t.stmt, cut, pruneChunk)
-			if err != nil {
-				return rows, rejects, fmt.Errorf("prune rows older than %s: %w", before.UTC().Format(time.RFC3339), err)
-			}
-			n, _ := res.RowsAffected()
-			*t.n += n
-			if n < pruneChunk {
-				break
+	// Deleted means unreadable: see secureDelete.
+	err = db.secureDelete(ctx, func(conn *sql.Conn) (int64, error) {
+		for _, t := range []struct {
+			n    *int64
+			stmt string
+		}{
+			{&rows, `DELETE FROM telemetry WHERE id IN (SELECT id FROM telemetry WHERE timestamp < ? LIMIT ?)`},
+			{&rejects, `DELETE FROM vk_rejects WHERE id IN (SELECT id FROM vk_rejects WHERE timestamp < ? LIMIT ?)`},
+		} {
+			for {
+				res, err := conn.ExecContext(ctx, t.stmt, cut, pruneChunk)
+				if err != nil {
+					return rows + rejects, err
+				}
+				n, _ := res.RowsAffected()
+				*t.n += n
+				if n < pruneChunk {
+					break
+				}
 			}
 		}
+		return rows + rejects, nil
+	})
+	scrubErr := err
+	if err != nil && !errors.Is(err, ErrNotScrubbed) {
+		return rows, rejects, fmt.Errorf("prune rows older than %s: %w", before.UTC().Format(time.RFC3339), err)
 	}
 	// Spans whose rows are all gone say nothing any more; but while a seal
 	// is under way, rows of theirs may be in the sealing table, and go back
@@ -130,6 +138,9 @@ func (db *DB) Prune(ctx context.Context, before time.Time) (rows, rejects int64,
 		if err != nil {
 			return rows, rejects, fmt.Errorf("prune spans: %w", err)
 		}
+	}
+	if scrubErr != nil {
+		return rows, rejects, fmt.Errorf("prune: %w", scrubErr)
 	}
 	return rows, rejects, nil
 }

@@ -32,7 +32,7 @@ func (db *DB) Sessions(ctx context.Context, f vibekit.Filter) ([]vibekit.Session
 	am AS (` + agentRows("r", "sid", "") + `),
 	ag AS (SELECT sid, ` + agentSums + ` FROM am GROUP BY sid),
 	tools AS (SELECT sid, group_concat(call, char(31)) AS names FROM (SELECT DISTINCT sid, call FROM am WHERE call IS NOT NULL) GROUP BY sid)
-	SELECT agg.sid, first.agentType, first.mode, st, et, n, errs, ends, lastEnd.status, ` + agentCols + `, tools.names
+	SELECT agg.sid, first.agentType, first.mode, CAST(st AS INTEGER), CAST(et AS INTEGER), n, errs, ends, lastEnd.status, ` + agentCols + `, tools.names
 	FROM agg JOIN first ON first.sid = agg.sid LEFT JOIN lastEnd ON lastEnd.sid = agg.sid
 	LEFT JOIN ag ON ag.sid = agg.sid LEFT JOIN tools ON tools.sid = agg.sid`
 	var conds []string

@@ -60,9 +60,13 @@ func readState(ctx context.Context, q interface {
 		case typ == "table":
 			has[name] = true
 			st.tables = append(st.tables, name)
-			onlyGuide = onlyGuide && name == "telemetry"
-		case typ == "index" && table == "telemetry":
-			// The guide lists indexes on its table.
+			// A full-text index that sqlite-utils enable-fts adds (telemetry_fts
+			// and its shadow tables) is the user's own addition to the guide's file.
+			onlyGuide = onlyGuide && (name == "telemetry" || strings.HasPrefix(name, "telemetry_fts"))
+		case (typ == "index" || typ == "trigger") && table == "telemetry":
+			// The guide lists indexes on its table; a user's triggers on it
+			// (enable-fts makes some) keep it the guide's file.
+		case typ == "trigger" && strings.HasPrefix(table, "telemetry_fts"):
 		default:
 			onlyGuide = false // a view, a trigger, an index elsewhere
 		}

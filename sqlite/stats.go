@@ -45,7 +45,8 @@ func (db *DB) Stats(ctx context.Context, f vibekit.Filter, opts StatsOptions) (*
 	s := &vibekit.Stats{EventTypes: map[vibekit.EventType]int64{}, GroupBy: opts.GroupBy, By: opts.By}
 	err := db.snapshot(ctx, func(c *sql.Conn) error {
 		var from, to sql.NullInt64
-		err := c.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT sessionId), MIN(timestamp), MAX(timestamp),
+		// A timestamp another program wrote may be a REAL or TEXT: read as an integer.
+		err := c.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT sessionId), CAST(MIN(timestamp) AS INTEGER), CAST(MAX(timestamp) AS INTEGER),
 			COALESCE(SUM(eventType = 'error'), 0) FROM telemetry`+w, args...).Scan(&s.TotalEvents, &s.Sessions, &from, &to, &s.Errors)
 		if err != nil {
 			return err
@@ -294,6 +295,17 @@ func (db *DB) IngestStats(ctx context.Context, from, to time.Time) (*vibekit.Ing
 		}
 		if s.Runs == 0 {
 			return nil
+		}
+		// A file not yet migrated to 0008 has no such counters: none.
+		var has int
+		if err := c.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('vk_runs') WHERE name = 'not_stored'`).Scan(&has); err != nil {
+			return err
+		}
+		if has > 0 {
+			err := c.QueryRowContext(ctx, `SELECT COALESCE(SUM(refused), 0), COALESCE(SUM(not_stored), 0) FROM vk_runs`+w, args...).Scan(&s.Refused, &s.NotStored)
+			if err != nil {
+				return err
+			}
 		}
 		err = c.QueryRowContext(ctx, `SELECT flush_ms_last FROM vk_runs`+w+` ORDER BY updated DESC, id DESC LIMIT 1`, args...).Scan(&s.LastFlushTime)
 		return err

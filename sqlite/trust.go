@@ -57,8 +57,11 @@ func checkDir(dir string) error {
 }
 
 // checkFile refuses what is at path unless it is a regular file of ours that
-// no other user can read or write. fi is from Lstat (a link is refused, not
-// followed) or from the open descriptor.
+// no other user can write. fi is from Lstat (a link is refused, not
+// followed) or from the open descriptor. A file of ours that others may
+// read (a database made by the original VibeKit or the sqlite3 shell under
+// a 022 umask) is the owner's choice and is used; the files we create are
+// 0600.
 func checkFile(path string, fi fs.FileInfo) error {
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		return symlinkError(path)
@@ -71,8 +74,8 @@ func checkFile(path string, fi fs.FileInfo) error {
 		return &UntrustedError{path, fmt.Sprintf("a file owned by uid %d (we are %d)", owner, uid),
 			"another user may have planted it; if you do not know it, remove it, or use another database path"}
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return &UntrustedError{path, fmt.Sprintf("a file other users can read or write (mode %04o)", perm),
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return &UntrustedError{path, fmt.Sprintf("a file other users can write (mode %04o)", perm),
 			"if it is yours, make it private (chmod 600 " + path + ") and run the command again"}
 	}
 	return nil

@@ -116,7 +116,7 @@ func TestOpen_RefusesLinks(t *testing.T) {
 }
 
 func TestOpen_RefusesFilesOthersCanUse(t *testing.T) {
-	for _, mode := range []os.FileMode{0o666, 0o644, 0o640, 0o604} {
+	for _, mode := range []os.FileMode{0o666, 0o662, 0o620, 0o602} {
 		t.Run(fmt.Sprintf("%04o", mode), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "t.db")
 			db, err := Open(path, Options{})
@@ -128,11 +128,37 @@ func TestOpen_RefusesFilesOthersCanUse(t *testing.T) {
 				t.Fatal(err)
 			}
 			werr, rerr := openBoth(path)
-			reason := fmt.Sprintf("other users can read or write (mode %04o)", mode)
+			reason := fmt.Sprintf("other users can write (mode %04o)", mode)
 			wantRefused(t, "write", werr, path, reason)
 			wantRefused(t, "read", rerr, path, reason)
 			if !strings.Contains(werr.Error(), "chmod 600 "+path) {
 				t.Errorf("error %q does not say how to make it private", werr)
+			}
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != mode {
+				t.Errorf("mode changed to %04o", fi.Mode().Perm())
+			}
+		})
+	}
+}
+
+// TestOpen_UsesReadableFilesOfOurs: a database of ours that others may read
+// but not write (what the sqlite3 shell or the original VibeKit makes under
+// a 022 umask) is the owner's to choose: it is used, and left as it is.
+func TestOpen_UsesReadableFilesOfOurs(t *testing.T) {
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
+		t.Run(fmt.Sprintf("%04o", mode), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "t.db")
+			db, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			if err := os.Chmod(path, mode); err != nil {
+				t.Fatal(err)
+			}
+			werr, rerr := openBoth(path)
+			if werr != nil || rerr != nil {
+				t.Fatalf("write: %v; read: %v", werr, rerr)
 			}
 			if fi, _ := os.Stat(path); fi.Mode().Perm() != mode {
 				t.Errorf("mode changed to %04o", fi.Mode().Perm())

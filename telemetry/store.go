@@ -241,10 +241,10 @@ func (s *Store) prune(ctx context.Context, db *sqlite.DB, days int) (int64, erro
 	// As vibekit-pipe's retention: the telemetry table and rejects, not the
 	// rows a seal under way in another process is archiving.
 	rows, rejects, err := db.Prune(ctx, before) // strictly older
-	if err != nil {
+	if err != nil && !errors.Is(err, sqlite.ErrNotScrubbed) {
 		return 0, err
 	}
-	return rows, db.RecordPrune(ctx, sqlite.PruneResult{Time: now, Before: before, Rows: rows, Rejects: rejects})
+	return rows, errors.Join(err, db.RecordPrune(ctx, sqlite.PruneResult{Time: now, Before: before, Rows: rows, Rejects: rejects}))
 }
 
 // Close closes the database. A closed store returns ErrClosed.

@@ -351,10 +351,11 @@ func (p *pipe) agentLine(l *reader.Line, source string, now time.Time) {
 			p.ag.redactRecord(&rec)
 		}
 		src := source
+		pos := linePos(l)
 		if released && i == 0 {
-			src = heldFrom
+			src, pos = heldFrom, vibekit.LinePos{}
 		}
-		p.b.AddRecord(rec, src, now)
+		p.b.AddRecordAt(rec, src, pos, now)
 	}
 	if released {
 		p.releaseHeld(now)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -94,6 +95,11 @@ Examples:
 				n, err = store.Clear(ctx, filter)
 				return err
 			})
+			if errors.Is(err, sqlite.ErrNotScrubbed) {
+				// Deleted all the same: say what is left, and go on.
+				fmt.Fprintf(e.stderr, "vibekit: clear: %v\n", err)
+				err = nil
+			}
 			if err != nil {
 				return errf("clear", err)
 			}

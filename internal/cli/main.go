@@ -2,14 +2,17 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 )
 
 // MainPipe runs vibekit-pipe as a process. SIGINT, SIGTERM and SIGHUP stop it
-// gracefully; a second one stops it at once. SIGPIPE is caught so that a
+// gracefully; a second one stops it at once, saying how many buffered rows
+// that drops, with the exit status of death by that signal. SIGPIPE is caught so that a
 // closed stdout is a write error the pipe handles, not sudden death.
 func MainPipe() int {
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -18,11 +21,43 @@ func MainPipe() int {
 		// as the heap nears it, instead of letting it double.
 		debug.SetMemoryLimit(pipeMemoryLimit)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	stopSignals := []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
-	context.AfterFunc(ctx, stop) // restore the default action for the next signal
+	o := &pipeOptions{countDropped: make(chan chan int64)}
+	second := make(chan os.Signal, 1)
+	context.AfterFunc(ctx, func() {
+		signal.Notify(second, stopSignals...) // before stop: no signal falls between
+		stop()
+	})
+	go func() {
+		sig := <-second
+		fmt.Fprintf(os.Stderr, "vibekit-pipe: stopped at once by a second signal: %s\n", droppedRows(o))
+		os.Exit(128 + int(sig.(syscall.Signal)))
+	}()
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	return RunPipe(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	return runPipeWith(ctx, os.Args[1:], o, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// droppedRows asks the running pipe how many buffered rows a stop at once
+// drops, and says it.
+func droppedRows(o *pipeOptions) string {
+	if !o.running.Load() {
+		return "no buffered rows dropped" // not reading yet, or all committed
+	}
+	reply := make(chan int64, 1)
+	wait := time.NewTimer(3 * time.Second)
+	defer wait.Stop()
+	select {
+	case o.countDropped <- reply:
+		select {
+		case n := <-reply:
+			return fmt.Sprintf("dropped %d buffered rows", n)
+		case <-wait.C:
+		}
+	case <-wait.C:
+	}
+	return "dropped the buffered rows (the pipe did not say how many in time)"
 }
 
 // pipeMemoryLimit is the Go heap's soft limit in vibekit-pipe; SQLite's own

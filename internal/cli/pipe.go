@@ -32,8 +32,9 @@ import (
 // committed. When the store is slower than the input, reading waits.
 const pipeBudget = 8 << 20
 
-// stopRetry is how long, after the input ended or a signal, a failing commit
-// is retried before the program gives up and exits 1.
+// stopRetry is how long a failing commit is retried after the input ended or
+// a signal, and how long one that fails for a full disk or an I/O error is
+// retried at any time, before its rows are given up and counted.
 const stopRetry = 30 * time.Second
 
 type pipeOptions struct {
@@ -66,7 +67,19 @@ type pipeOptions struct {
 	commitFailed func(error)
 	// stopRetry, when set (by tests), replaces the const stopRetry.
 	stopRetry time.Duration
+	// countDropped, when set (by MainPipe), is how a second signal asks
+	// the running pipe how many buffered rows stopping at once drops;
+	// running says whether the pipe's loop is there to answer.
+	countDropped chan chan int64
+	running      atomic.Bool
 }
+
+// stallWarn is how long commits may wait for another writer's lock before
+// the pipe says so; commitWait is how long one try waits for it.
+const (
+	stallWarn  = 3 * time.Second
+	commitWait = 500 * time.Millisecond
+)
 
 const pipeLongHelp = `vibekit-pipe stores what it reads from stdin in a SQLite telemetry database
 and writes the same bytes to stdout, so it can sit inside a pipeline.
@@ -94,7 +107,10 @@ Stream rows are committed every --stream-batch-size rows or after
 --stream-flush-interval-ms; start, end and error rows at once. On EOF,
 SIGINT, SIGTERM, SIGHUP or a closed stdout everything read is committed and
 the exit status is 0. SIGUSR1 prints --stats without stopping; a second
-SIGINT or SIGTERM stops at once.
+SIGINT or SIGTERM stops at once, saying how many buffered rows it drops.
+Rows the database refuses (a constraint or trigger of its schema) go to the
+rejects with its message; a full disk is retried for 30 s, then rows are
+counted as not stored while the input flows on (docs/CLI.md).
 
 --follow reads files, and keeps reading them as they grow, like tail -F:
 it survives rotation (rename or copytruncate), truncation, deletion and
@@ -244,6 +260,7 @@ func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr
 		return err
 	}
 	defer db.Close()
+	db.SetCommitWait(commitWait)
 	rot, err := startRotator(ctx, db, o, stderr)
 	if err != nil {
 		return err
@@ -324,6 +341,10 @@ type pipeMetrics struct {
 	lines, rows, rejects, skipped, generated int64 // from the input, as handled
 	written, flushes                         int64 // committed
 	flushTotal, flushLast                    time.Duration
+	// refused counts rows the database refused, stored as rejects instead;
+	// notStored the rows and rejects stored nowhere.
+	refused, notStored int64
+	lastRefusal        string
 }
 
 // source is where lines come from: reader.Stream is one, inputs all of them.
@@ -331,10 +352,12 @@ type source interface {
 	Run(ctx context.Context, emit func(reader.Line) error) error
 }
 
+// commitResult is what the writer made of a batch: w if it committed;
+// err if it gave up on it, and then none of the batch is stored.
 type commitResult struct {
-	b    *vibekit.Batch
-	took time.Duration
-	err  error
+	b   *vibekit.Batch
+	w   sqlite.Written
+	err error
 }
 
 func (p *pipe) run(ctx context.Context, src source) error {
@@ -362,22 +385,24 @@ func (p *pipe) run(ctx context.Context, src source) error {
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	p.o.running.Store(true)
+	defer p.o.running.Store(false)
 	var (
 		in       = lines
-		writing  bool
-		held     int64 // line bytes in the batch being filled
-		inflight int64 // line bytes in the batch being committed
+		writing  *vibekit.Batch // the batch being committed, if any
+		held     int64          // line bytes in the batch being filled
+		inflight int64          // line bytes in the batch being committed
 		failure  error
 	)
-	for in != nil || writing || !p.b.Empty() {
+	for in != nil || writing != nil || !p.b.Empty() {
 		now := p.now()
-		if !writing && !p.b.Empty() && (in == nil || p.b.Ready(now) || held > pipeBudget/2) {
+		if writing == nil && !p.b.Empty() && (in == nil || p.b.Ready(now) || held > pipeBudget/2) {
 			inflight, held = held, 0
-			toWriter <- p.b.Take()
-			writing = true
+			writing = p.b.Take()
+			toWriter <- writing
 		}
 		var tick <-chan time.Time
-		if d, ok := p.b.Deadline(); ok && !writing {
+		if d, ok := p.b.Deadline(); ok && writing == nil {
 			timer.Reset(d.Sub(now))
 			tick = timer.C
 		}
@@ -396,27 +421,76 @@ func (p *pipe) run(ctx context.Context, src source) error {
 			held += int64(len(l.Data))
 			p.handle(&l, p.now())
 		case r := <-results:
-			writing = false
+			writing = nil
 			budget.release(inflight)
-			if r.err != nil {
-				// The writer gave up: report what was not kept.
-				// The batch being filled is not stored either.
-				return errors.Join(failure, fmt.Errorf("%d rows not stored: %w", r.b.Len()+p.b.Rows(), r.err))
-			}
-			p.m.written += int64(len(r.b.Records))
-			p.m.flushes++
-			p.m.flushTotal += r.took
-			p.m.flushLast = r.took
-			p.b.Recycle(r.b)
-			if p.rotator != nil {
-				p.rotator.AfterCommit()
-			}
+			p.committed(r)
 		case <-tick:
 		case <-usr1:
 			p.printStats()
+		case reply := <-p.o.countDropped:
+			reply <- p.buffered(in, writing)
 		}
 	}
+	if p.m.notStored > 0 {
+		failure = errors.Join(failure, fmt.Errorf("%s not stored (see above)", plural(p.m.notStored, "row")))
+	}
 	return failure
+}
+
+// committed accounts for what the writer made of a batch.
+func (p *pipe) committed(r commitResult) {
+	if r.err != nil {
+		// The writer gave up on the batch and said so; the input goes on.
+		p.m.notStored += int64(r.b.Len())
+		p.b.Recycle(r.b)
+		return
+	}
+	w := &r.w
+	p.m.written += w.Rows
+	p.m.refused += w.Refused
+	p.m.notStored += w.Lost
+	p.m.flushes++
+	p.m.flushTotal += w.Took
+	p.m.flushLast = w.Took
+	if w.Refused > 0 && w.Refusal != p.m.lastRefusal {
+		fmt.Fprintf(p.stderr, "vibekit-pipe: the database refused %s, kept as rejects (vibekit telemetry rejects): %s\n", plural(w.Refused, "row"), w.Refusal)
+		p.m.lastRefusal = w.Refusal
+	}
+	if w.Lost > 0 {
+		fmt.Fprintf(p.stderr, "vibekit-pipe: %s not stored: the database refused them even as rejects\n", plural(w.Lost, "row"))
+	}
+	p.b.Recycle(r.b)
+	if p.rotator != nil {
+		p.rotator.AfterCommit()
+	}
+}
+
+// buffered counts the rows that stopping at once would drop: those of the
+// batch being filled and of the batch being committed, after the lines
+// already read (which the stopped reader hands over within a second) are
+// mapped to rows.
+func (p *pipe) buffered(in <-chan reader.Line, writing *vibekit.Batch) int64 {
+	if in != nil {
+		wait := time.NewTimer(time.Second)
+		defer wait.Stop()
+	drain:
+		for {
+			select {
+			case l, ok := <-in:
+				if !ok {
+					break drain
+				}
+				p.handle(&l, p.now())
+			case <-wait.C:
+				break drain
+			}
+		}
+	}
+	n := int64(p.b.Rows())
+	if writing != nil {
+		n += int64(writing.Len())
+	}
+	return n
 }
 
 // handle maps one line to a row, a reject or a skip, and records its
@@ -455,7 +529,7 @@ func (p *pipe) handle(l *reader.Line, now time.Time) {
 	case kind == vibekit.LineRecord:
 		p.m.rows++
 		p.ag.redactRecord(&rec)
-		p.b.AddRecord(rec, source, now)
+		p.b.AddRecordAt(rec, source, linePos(l), now)
 	case kind == vibekit.LineReject:
 		p.reject(l, err.Error(), now)
 	default:
@@ -467,8 +541,13 @@ func (p *pipe) handle(l *reader.Line, now time.Time) {
 			rec.Metadata = json.RawMessage(`{"partial":true}`)
 		}
 		p.ag.redactText(&rec, source)
-		p.b.AddRecord(rec, source, now)
+		p.b.AddRecordAt(rec, source, linePos(l), now)
 	}
+}
+
+// linePos is where l was read, for the reject of a row the database refuses.
+func linePos(l *reader.Line) vibekit.LinePos {
+	return vibekit.LinePos{Line: l.Num, Offset: l.Offset, Length: l.Length}
 }
 
 func (p *pipe) reject(l *reader.Line, reason string, now time.Time) {
@@ -518,45 +597,129 @@ func (p *pipe) endSession(ctx context.Context, readErr error) {
 	p.b.AddRecord(rec, "", now)
 }
 
-// writer commits the batches it is given, one at a time. A commit that fails
-// (the database locked by another writer, a full disk) is retried with
-// backoff, and the batch is kept meanwhile; while the input is open it is
-// retried until it succeeds, and after stopping for up to stopRetry.
+// writer commits the batches it is given, one at a time. A commit that
+// fails is retried with backoff, and the batch kept meanwhile, within
+// bounds, after which the batch is given up, counted and reported:
+//   - a permanent error (the database refuses something for good: Write
+//     has stored what it could, row by row) is not retried;
+//   - a lock held by another writer is waited for while the input is open
+//     (reading waits once the buffer is full), and said so after
+//     stallWarn; after stopping, for up to stopRetry;
+//   - other errors (a full disk, I/O) are retried for up to stopRetry, and
+//     once a batch was given up, the next ones are tried once each until a
+//     commit succeeds, so the input keeps flowing. Only a batch whose rows
+//     all come from followed files, which keep the lines, is retried until
+//     stopping, like a lock.
 func (p *pipe) writer(ctx context.Context, in <-chan *vibekit.Batch, out chan<- commitResult, stopping <-chan struct{}) {
+	var (
+		failing   bool  // a batch was given up on, and no commit has succeeded since
+		notStored int64 // rows given up on since then
+	)
 	for b := range in {
 		var (
-			took    time.Duration
+			w       sqlite.Written
 			err     error
 			backoff = 10 * time.Millisecond
 			lastMsg string
-			giveUp  time.Time
+			first   time.Time // the first failure
+			stopAt  time.Time // when stopping was first seen while failing
+			stalled bool      // the lock stall was reported
 		)
 		for {
-			took, err = p.db.Commit(context.Background(), b)
+			w, err = p.db.Write(context.Background(), b)
 			if err == nil {
 				break
 			}
 			if p.o.commitFailed != nil {
 				p.o.commitFailed(err)
 			}
+			now := time.Now()
+			if first.IsZero() {
+				first = now
+			}
 			// Once stopping (the input ended, or a signal came: the reader
 			// may be waiting for this very commit), retries are bounded.
-			if giveUp.IsZero() && (isClosed(stopping) || ctx.Err() != nil) {
-				giveUp = time.Now().Add(p.stopRetry())
+			if stopAt.IsZero() && (isClosed(stopping) || ctx.Err() != nil) {
+				stopAt = now
 			}
-			if !giveUp.IsZero() && time.Now().After(giveUp) {
+			if p.giveUp(b, err, now, first, stopAt, failing) {
 				break
 			}
 			p.retries.Add(1)
-			if msg := err.Error(); msg != lastMsg && !sqlite.IsBusy(err) {
+			busy := sqlite.IsBusy(err)
+			switch msg := err.Error(); {
+			case busy && !stalled && now.Sub(first) >= stallWarn:
+				fmt.Fprintf(p.stderr, "vibekit-pipe: the database is locked by another writer: a commit of %s has waited %s; waiting on (input waits once %d MiB are buffered)\n",
+					plural(int64(b.Len()), "row"), now.Sub(first).Round(time.Second), pipeBudget>>20)
+				stalled = true
+			case !busy && msg != lastMsg:
 				fmt.Fprintf(p.stderr, "vibekit-pipe: %v (retrying)\n", err)
 				lastMsg = msg
 			}
 			time.Sleep(backoff)
-			backoff = min(2*backoff, time.Second)
+			if busy {
+				backoff = min(2*backoff, 100*time.Millisecond) // the try itself waits commitWait
+			} else {
+				backoff = min(2*backoff, time.Second)
+			}
 		}
-		out <- commitResult{b: b, took: took, err: err}
+		switch {
+		case err == nil && stalled:
+			fmt.Fprintf(p.stderr, "vibekit-pipe: the database lock was released: the commit went through after %s\n", time.Since(first).Round(100*time.Millisecond))
+		case err == nil && failing:
+			fmt.Fprintf(p.stderr, "vibekit-pipe: commits succeed again, after %s not stored\n", plural(notStored, "row"))
+		}
+		if err != nil {
+			p.db.CountNotStored(int64(b.Len())) // with the next commit, in vk_runs
+			if !failing || sqlite.IsPermanent(err) {
+				fmt.Fprintf(p.stderr, "vibekit-pipe: %s not stored: %v\n", plural(int64(b.Len()), "row"), err)
+			}
+			if !sqlite.IsPermanent(err) {
+				if !failing {
+					fmt.Fprintf(p.stderr, "vibekit-pipe: until a commit succeeds, each batch is tried once; the rows of those that fail are counted as not stored\n")
+					notStored = 0
+				}
+				failing = true
+			}
+			notStored += int64(b.Len())
+		} else {
+			failing = false
+		}
+		out <- commitResult{b: b, w: w, err: err}
 	}
+}
+
+// giveUp says whether the writer stops retrying the commit of b, which
+// failed with err; it first failed at first, and stopping began at stopAt
+// (zero if not yet).
+func (p *pipe) giveUp(b *vibekit.Batch, err error, now, first, stopAt time.Time, failing bool) bool {
+	busy := sqlite.IsBusy(err)
+	stopping := !stopAt.IsZero()
+	switch {
+	case sqlite.IsPermanent(err):
+		return true
+	case failing && (!busy || stopping):
+		return true
+	case stopping && now.After(stopAt.Add(p.stopRetry())):
+		return true
+	case !busy && !fromFiles(b) && now.After(first.Add(p.stopRetry())):
+		return true
+	}
+	return false
+}
+
+// fromFiles reports whether all of b's lines come from followed files, which
+// keep them: giving up on b would lose what a retry can store.
+func fromFiles(b *vibekit.Batch) bool {
+	if len(b.Checkpoints) == 0 {
+		return false
+	}
+	for i := range b.Checkpoints {
+		if b.Checkpoints[i].Kind != "file" {
+			return false
+		}
+	}
+	return true
 }
 
 func isClosed(c <-chan struct{}) bool {
@@ -587,6 +750,7 @@ func (p *pipe) printStats() {
 		m.lines, m.rows, m.rejects, m.skipped, m.generated)
 	fmt.Fprintf(p.stderr, "vibekit-pipe: events written %d, flushes %d, average flush %.2f ms, last flush %.2f ms, buffered events %d, active buffers %d, commit retries %d\n",
 		m.written, m.flushes, ms(avg), ms(m.flushLast), p.b.Rows(), p.b.ActiveBuffers(), p.retries.Load())
+	fmt.Fprintf(p.stderr, "vibekit-pipe: refused by the database %d (kept as rejects), not stored %d\n", m.refused, m.notStored)
 	if p.rotator != nil {
 		printRotatorStats(p.stderr, p.rotator.Stats())
 	}

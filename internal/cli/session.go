@@ -98,6 +98,7 @@ Examples:
 				jw := &jsonWriter{w: w}
 				jw.header(sessionColumns)
 				jw.row(vals)
+				warnIgnored(e, s.IgnoredValues)
 			} else {
 				writeSessionText(w, s)
 			}
@@ -126,6 +127,7 @@ func writeSessionText(w *bufio.Writer, s *vibekit.SessionSummary) {
 		fmt.Fprintf(w, "Turns: %s\n", formatCount(u.Turns))
 		fmt.Fprintf(w, "Tool Calls: %s\n", formatCount(u.ToolCalls))
 		fmt.Fprintf(w, "Failed Commands: %s\n", formatCount(u.FailedCommands))
+		writeIgnored(w, u.IgnoredValues)
 	}
 	if s.Tools != "" {
 		fmt.Fprintf(w, "Tools: %s\n", strings.ReplaceAll(s.Tools, ",", ", "))

@@ -167,6 +167,11 @@ Examples:
 			if format == "table" && fields == "" {
 				cols = dropAgentColumns(cols, list)
 			}
+			var ignored int64
+			for i := range list {
+				ignored += list[i].IgnoredValues
+			}
+			warnIgnored(e, ignored)
 			return printSessions(e, format, cols, list)
 		},
 	}

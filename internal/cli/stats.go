@@ -306,6 +306,8 @@ func writePerformanceText(w io.Writer, s *vibekit.IngestStats) {
 	fmt.Fprintf(w, "Events Written: %s\n", formatCount(s.TotalEventsWritten))
 	fmt.Fprintf(w, "Rejects: %s\n", formatCount(s.Rejects))
 	fmt.Fprintf(w, "Skipped Lines: %s\n", formatCount(s.Skipped))
+	fmt.Fprintf(w, "Refused by the Database: %s (kept as rejects)\n", formatCount(s.Refused))
+	fmt.Fprintf(w, "Not Stored: %s\n", formatCount(s.NotStored))
 	fmt.Fprintf(w, "Flushes: %s\n", formatCount(s.Flushes))
 	fmt.Fprintf(w, "Average Flush Time: %.2f ms\n", s.AverageFlushTime)
 	fmt.Fprintf(w, "Last Flush Time: %.2f ms\n", s.LastFlushTime)
@@ -332,6 +334,7 @@ func writeAgentUsage(w io.Writer, s *vibekit.Stats) {
 	fmt.Fprintf(w, "Cost: $%.4f\n", u.CostUSD)
 	fmt.Fprintf(w, "Tokens: %s in, %s out\n", formatCount(u.InputTokens), formatCount(u.OutputTokens))
 	fmt.Fprintf(w, "Turns: %s\n", formatCount(u.Turns))
+	writeIgnored(w, u.IgnoredValues)
 	list := func(shares []vibekit.Share, format string) string {
 		var parts []string
 		for _, sh := range shares {
@@ -344,4 +347,19 @@ func writeAgentUsage(w io.Writer, s *vibekit.Stats) {
 	}
 	fmt.Fprintf(w, "Tool Calls: %s%s\n", formatCount(u.ToolCalls), list(s.Tools, "%s %s"))
 	fmt.Fprintf(w, "Failed Commands: %s%s\n", formatCount(u.FailedCommands), list(s.Failures, "%s (%s)"))
+}
+
+// writeIgnored says, if there are any, how many figures the rows hold that
+// the sums leave out (vibekit.AgentUsage.IgnoredValues).
+func writeIgnored(w io.Writer, n int64) {
+	if n > 0 {
+		fmt.Fprintf(w, "Ignored Values: %s (not a plausible count or cost: left out of the figures)\n", formatCount(n))
+	}
+}
+
+// warnIgnored is writeIgnored on stderr, for output that is data only.
+func warnIgnored(e *env, n int64) {
+	if n > 0 {
+		fmt.Fprintf(e.stderr, "vibekit: %s in the rows' metadata not a plausible count or cost: left out of the figures\n", plural(n, "value"))
+	}
 }

@@ -264,5 +264,5 @@ func (p *pipe) stderrLine(l *reader.Line, source string, now time.Time) {
 		rec.Metadata = json.RawMessage(`{"partial":true,"stream":"stderr"}`)
 	}
 	p.ag.redactText(&rec, source)
-	p.b.AddRecord(rec, source, now)
+	p.b.AddRecordAt(rec, source, linePos(l), now)
 }
