@@ -332,3 +332,14 @@ func (r *Redactor) metadata(m json.RawMessage) json.RawMessage {
 	}
 	return out
 }
+
+// TrimCut drops the last word of a text that was cut at a length limit
+// (an overlong line kept for a reject): it may be the start of a secret,
+// too short to be recognised as one. A word ends at a space or at a
+// quote, bracket, comma or semicolon.
+func TrimCut(s string) string {
+	i := strings.LastIndexFunc(s, func(r rune) bool {
+		return r <= ' ' || strings.ContainsRune("\"'`<>()[]{},;", r)
+	})
+	return s[:i+1]
+}

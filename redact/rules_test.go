@@ -1,0 +1,95 @@
+package redact
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+// rep repeats s until it is n bytes long: a constructed key body.
+func rep(s string, n int) string { return strings.Repeat(s, n/len(s)+1)[:n] }
+
+// TestRules stores a constructed sample of each fixed-prefix format (right
+// prefix, length and alphabet) and a near miss that must be kept: too short,
+// too long, a wrong alphabet, or the prefix inside a word.
+func TestRules(t *testing.T) {
+	hex := "0123456789abcdef"
+	b62 := "aB3dE6gH9jK2mN5pQ8sT1vW4yZ7"
+	tests := []struct {
+		kind       string
+		secret     string
+		nearMisses []string
+	}{
+		{KindStripe, "sk_live_" + rep(b62, 24), []string{"sk_live_" + rep("abc", 24), "sk_live_short1", "risk_live_" + rep(b62, 24)}},
+		{KindStripe, "rk_test_" + rep(b62, 99), []string{"pk_live_" + rep(b62, 24)}},
+		{KindGitLab, "glpat-" + rep(b62, 20), []string{"glpat-" + rep(b62, 19), "glpat-abcdefghijklmnopqrstuv"}},
+		{KindGitLab, "gldt-" + rep(b62, 20), []string{"gldt-" + rep(b62, 12)}},
+		{KindGitLab, "glrt-" + rep(b62, 20), []string{"xglrt-" + rep(b62, 20)}},
+		{KindGitLab, "glptt-" + rep(hex, 40), []string{"glptt-" + rep(hex, 39)}},
+		{KindGitLab, "GR1348941" + rep(b62, 20), []string{"GR1348941" + rep(b62, 21)}},
+		{KindGCP, "AIza" + rep("Sy-_"+b62, 35), []string{"AIza" + rep(b62, 34), "AIza" + rep(b62, 36)}},
+		{KindGCP, `"private_key_id": "` + rep(hex, 40) + `"`, []string{`"private_key_id": "` + rep(hex, 39) + `"`, `"key_id": "` + rep(hex, 40) + `"`}},
+		{KindHuggingFace, "hf_" + rep("abcXYZqrs", 34), []string{"hf_" + rep("abcXYZqrs", 33), "hf_" + rep("abc123", 34)}},
+		{KindNPM, "npm_" + rep(b62, 36), []string{"npm_" + rep(b62, 35), "npm_install"}},
+		{KindPyPI, "pypi-AgEIcHlwaS5vcmc" + rep(b62+"-_", 60), []string{"pypi-AgEIcHlwaS5vcmc" + rep(b62, 20), "pypi-" + rep(b62, 80)}},
+		{KindSendGrid, "SG." + rep(b62, 22) + "." + rep(b62, 43), []string{"SG." + rep(b62, 22) + "." + rep(b62, 42), "SG.first"}},
+		{KindTwilio, "SK" + rep(hex, 32), []string{"SK" + rep(hex, 31), "SK" + rep(hex, 33), "ASK" + rep(hex, 32)}},
+		{KindTwilio, "AC" + rep(hex, 32), []string{"AC" + rep("0123456789ABCDEF", 32)}},
+		{KindSlackWebhook, "https://hooks.slack.com/services/T0123ABCD/B0123ABCD/" + rep(b62, 24), []string{"https://hooks.slack.com/services/"}},
+		{KindSlack, "xoxb-1234567890-1234567890123-" + rep(b62, 24), []string{"xoxb-not-a-token"}},
+		{KindSlack, "xapp-1-A0123ABCD-1234567890-" + rep(hex, 64), []string{"xapp-short1"}},
+		{KindGitHub, "ghs_" + rep(b62, 36), []string{"ghs_" + rep(b62, 35)}},
+		{KindGitHub, "ghr_" + rep(b62, 36), []string{"ghx_" + rep(b62, 36)}},
+		{KindOpenAI, "sk-proj-" + rep(b62+"-_", 100), []string{"sk-1234567890"}},
+		{KindOpenAI, "sk-svcacct-" + rep(b62, 60), []string{"task-" + rep(b62, 60)}},
+		{KindAnthropic, "sk-ant-admin01-" + rep(b62, 93) + "AA", []string{"sk-ant-api03-short"}},
+		{KindAWS, "ABIA" + rep("Z2Y3X4W5", 16), []string{"ABIA" + rep("Z2Y3X4W5", 15)}},
+		{KindAWS, "aws_secret_access_key = " + rep("wJalrXUtnFEMI/K7MDENG/bPxRfiCY", 40), []string{"aws_secret_access_key = " + rep(b62, 39), "aws_region = " + rep(b62, 40)}},
+		{KindAWS, "AWS_SECRET_ACCESS_KEY: '" + rep("wJalrXUtnFEMI+K7MDENG", 40) + "'", []string{"AWS_SECRET_ACCESS_KEY: ${SECRET}"}},
+		{KindAWS, `"SecretAccessKey": "` + rep("wJalrXUtnFEMI/K7MDENG", 40) + `"`, []string{`"AccessKeyId": "` + rep(b62, 40) + `"`}},
+		{KindShopify, "shpat_" + rep(hex, 32), []string{"shpat_" + rep(hex, 31), "shpat_" + rep("xyz", 32)}},
+		{KindDigitalOcean, "dop_v1_" + rep(hex, 64), []string{"dop_v1_" + rep(hex, 63)}},
+		{KindDoppler, "dp.pt." + rep(b62, 43), []string{"dp.pt." + rep(b62, 20)}},
+		{KindLinear, "lin_api_" + rep(b62, 40), []string{"lin_api_" + rep(b62, 41)}},
+		{KindPostman, "PMAK-" + rep(hex, 24) + "-" + rep(hex, 34), []string{"PMAK-" + rep(hex, 24) + "-" + rep(hex, 33)}},
+		{KindDiscord, "https://discord.com/api/webhooks/123456789012345678/" + rep(b62+"-_", 68), []string{"https://discord.com/api/webhooks/"}},
+		{KindGrafana, "glsa_" + rep(b62, 32) + "_" + rep(hex, 8), []string{"glsa_" + rep(b62, 10)}},
+		{KindVault, "hvs." + rep(b62+"-_", 95), []string{"hvs." + rep(b62, 20)}},
+		{KindAge, "AGE-SECRET-KEY-1" + rep("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 58), []string{"AGE-SECRET-KEY-1" + rep("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 57)}},
+		{KindRubyGems, "rubygems_" + rep(hex, 48), []string{"rubygems_" + rep(hex, 47)}},
+		{KindNewRelic, "NRAK-" + rep("ABCDEFGH0123456789", 27), []string{"NRAK-" + rep("ABC", 27)}},
+		{KindAtlassian, "ATATT3" + rep(b62+"-_=", 186), []string{"ATATT3" + rep(b62, 20)}},
+		{KindBearer, "Authorization: Bearer " + rep(b62, 32), []string{"Authorization: Bearer <token>", "Authorization: Bearer $TOKEN", "Authorization: Bearer YOUR_TOKEN_GOES_HERE"}},
+		{KindBearer, `"authorization": "bearer ` + rep(b62+"._~+/", 40) + `=="`, []string{`"authorization": "bearer abc"`}},
+		{KindBasicAuth, "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("deploy:s3cr3t-pw")), []string{"Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("no colon here")), "Authorization: Basic realm"}},
+	}
+	r := MustNew(t, Options{Level: Secrets})
+	for _, tt := range tests {
+		if tt.secret == "" {
+			continue
+		}
+		t.Run(tt.kind, func(t *testing.T) {
+			for _, in := range []string{tt.secret, "x " + tt.secret + " y", `{"v":"` + tt.secret + `"}`} {
+				got := r.String(in)
+				if !strings.Contains(got, "[REDACTED:"+tt.kind+"]") {
+					t.Errorf("String(%q) = %q, want [REDACTED:%s]", in, got, tt.kind)
+				}
+				if body := secretPart(tt.secret); strings.Contains(got, body) {
+					t.Errorf("String(%q) = %q keeps the secret", in, got)
+				}
+			}
+			for _, near := range tt.nearMisses {
+				if got := r.String(near); got != near {
+					t.Errorf("near miss %q changed to %q", near, got)
+				}
+			}
+		})
+	}
+}
+
+// secretPart is the last 16 bytes of the key in a sample (after a name and
+// assignment, before a closing quote).
+func secretPart(s string) string {
+	s = strings.TrimRight(s, `"'=`)
+	return s[len(s)-16:]
+}
