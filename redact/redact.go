@@ -336,10 +336,18 @@ func (r *Redactor) metadata(m json.RawMessage) json.RawMessage {
 // TrimCut drops the last word of a text that was cut at a length limit
 // (an overlong line kept for a reject): it may be the start of a secret,
 // too short to be recognised as one. A word ends at a space or at a
-// quote, bracket, comma or semicolon.
+// quote, bracket, comma or semicolon. A last word of maxCutWord bytes or
+// more is kept: a secret that long is recognised as it is.
 func TrimCut(s string) string {
 	i := strings.LastIndexFunc(s, func(r rune) bool {
 		return r <= ' ' || strings.ContainsRune("\"'`<>()[]{},;", r)
 	})
+	if len(s)-(i+1) >= maxCutWord {
+		return s
+	}
 	return s[:i+1]
 }
+
+// maxCutWord bounds the word TrimCut drops: longer than the shortest body
+// of every built-in kind.
+const maxCutWord = 1024

@@ -450,6 +450,7 @@ func TestTrimCut(t *testing.T) {
 		`{"k":"glpat-abc`:           `{"k":"`,
 		"ends at a space ":          "ends at a space ",
 		"sk-proj-Ab3dEf6hIj9kLm2nO": "",
+		strings.Repeat("Z", 2000):   strings.Repeat("Z", 2000),
 	} {
 		if got := TrimCut(in); got != want {
 			t.Errorf("TrimCut(%q) = %q, want %q", in, got, want)

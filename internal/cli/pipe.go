@@ -22,6 +22,7 @@ import (
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/batch"
 	"github.com/vibekit/vibekit-pipe/reader"
+	"github.com/vibekit/vibekit-pipe/redact"
 	"github.com/vibekit/vibekit-pipe/rotate"
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
@@ -422,7 +423,7 @@ func (p *pipe) handle(l *reader.Line, now time.Time) {
 		p.m.skipped++
 	case kind == vibekit.LineRecord:
 		p.m.rows++
-		p.ag.redactRecord(&rec)
+		p.ag.redactText(&rec, source) // a private key may come a line per record
 		p.b.AddRecord(rec, source, now)
 	case kind == vibekit.LineReject:
 		p.reject(l, err.Error(), now)
@@ -444,6 +445,9 @@ func (p *pipe) reject(l *reader.Line, reason string, now time.Time) {
 	rej := vibekit.Reject{
 		Source: l.Source, Line: l.Num, Offset: l.Offset, Length: l.Length,
 		Reason: reason, Raw: vibekit.ValidUTF8(l.Data), Time: now.UnixMilli(),
+	}
+	if l.Overlong {
+		rej.Raw = redact.TrimCut(rej.Raw) // the cut may have left a secret's start
 	}
 	p.ag.redactReject(&rej, lineSource(l))
 	p.b.AddReject(rej, now)
