@@ -61,6 +61,8 @@ func TestRules(t *testing.T) {
 		{KindAtlassian, "ATATT3" + rep(b62+"-_=", 186), []string{"ATATT3" + rep(b62, 20)}},
 		{KindBearer, "Authorization: Bearer " + rep(b62, 32), []string{"Authorization: Bearer <token>", "Authorization: Bearer $TOKEN", "Authorization: Bearer YOUR_TOKEN_GOES_HERE"}},
 		{KindBearer, `"authorization": "bearer ` + rep(b62+"._~+/", 40) + `=="`, []string{`"authorization": "bearer abc"`}},
+		{KindJWT, "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk", nil},
+		{KindOpenAI, "Authorization: Bearer sk-proj-" + rep(b62, 40), nil},
 		{KindBasicAuth, "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("deploy:s3cr3t-pw")), []string{"Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("no colon here")), "Authorization: Basic realm"}},
 	}
 	r := MustNew(t, Options{Level: Secrets})

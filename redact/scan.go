@@ -74,8 +74,8 @@ func (r *Redactor) scan(text string, ms []match, st *pemState) []match {
 		for k := range len(triggers) {
 			ms = scanTrigger(text, triggers[k], ms, st)
 		}
-		ms = scanAnchored(text, ms)
 		ms = scanJWT(text, ms)
+		ms = scanAnchored(text, ms) // after the others: a known kind wins over bearer
 		ms = scanURLPassword(text, ms)
 		if r.level == All {
 			ms = scanEmail(text, ms)
@@ -100,7 +100,8 @@ func (r *Redactor) scan(text string, ms []match, st *pemState) []match {
 // back to the text around the markers, so that redacting twice changes
 // nothing.
 func apply(s string, ms []match) string {
-	slices.SortFunc(ms, func(a, b match) int { return a.start - b.start })
+	// Stable: of matches that start together, the first found names the kind.
+	slices.SortStableFunc(ms, func(a, b match) int { return a.start - b.start })
 	markers := markersIn(s)
 	var b strings.Builder
 	b.Grow(len(s))
