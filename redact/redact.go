@@ -3,10 +3,12 @@
 // "[REDACTED:<kind>]", and chosen fields can be stored as a keyed hash.
 //
 // Redaction runs on every record, so it is built to cost little when there
-// is nothing to find: each kind of secret starts with a marker ("sk-",
-// "AKIA", "ghp_", "xoxb-", "eyJ", "-----BEGIN", "://"), one SIMD byte search
-// per marker byte finds the candidates, and only those are examined. No
-// regular expression runs for the built-in kinds.
+// is nothing to find: each kind of secret has a fixed marker (the '-', '_'
+// or '.' of a prefix such as "sk-", "ghp_", "SG."; an upper-case letter of
+// one such as "AKIA"; "eyJ", "-----BEGIN", "://", the 'z' of
+// "Authorization"), one SIMD byte search per marker byte finds the
+// candidates, and only those are examined. No regular expression runs for
+// the built-in kinds.
 package redact
 
 import (
@@ -29,8 +31,10 @@ type Level int
 const (
 	// None redacts no built-in kind; patterns and hash fields still apply.
 	None Level = iota
-	// Secrets redacts API keys (openai, anthropic, aws, github, slack),
-	// JWTs, PEM private keys and passwords in URLs. It is the default.
+	// Secrets redacts API keys and tokens by their issuers' formats
+	// (openai, anthropic, aws, github, gitlab, gcp, slack, stripe and more:
+	// see rules), Authorization header credentials, JWTs, PEM private keys
+	// and passwords in URLs. It is the default.
 	Secrets
 	// All redacts secrets, email addresses and card numbers (Luhn-valid).
 	All
