@@ -95,3 +95,111 @@ func secretPart(s string) string {
 	s = strings.TrimRight(s, `"'=`)
 	return s[len(s)-16:]
 }
+
+// TestRules_Formats checks every other fixed-prefix format from its facts,
+// restated here: prefix, body alphabet and length. The sample has the
+// shortest valid body (and, for an exact length, one byte more is kept);
+// the near miss is one byte short.
+func TestRules_Formats(t *testing.T) {
+	const (
+		hex   = "0123456789abcdef"
+		b62   = "aB3dE6gH9jK2mN5pQ8sT1vW4yZ7"
+		key   = "aB3-dE6_gH9jK2mN5pQ8sT1vW4yZ7"
+		upper = "AB3DE6GH9JK2MN5PQ8ST1VW4YZ7"
+	)
+	tests := []struct {
+		kind, prefix, alpha string
+		n                   int
+		exact               bool
+	}{
+		{KindSlack, "xoxa-", "1234567890-ab", 10, false},
+		{KindSlack, "xoxr-", "1234567890-ab", 10, false},
+		{KindSlack, "xoxs-", "1234567890-ab", 10, false},
+		{KindSlack, "xoxo-", "1234567890-ab", 10, false},
+		{KindSlack, "xoxe-", "1234567890-ab", 10, false},
+		{KindGitHub, "gho_", b62, 36, false},
+		{KindGitHub, "ghu_", b62, 36, false},
+		{KindGitHub, "github_pat_", b62 + "_", 30, false},
+		{KindGitLab, "glcbt-", key, 20, false},
+		{KindGitLab, "glimt-", key, 25, false},
+		{KindGitLab, "glagent-", key, 50, false},
+		{KindGitLab, "gloas-", key, 64, false},
+		{KindGitLab, "glsoat-", key, 20, false},
+		{KindGitLab, "glffct-", key, 20, false},
+		{KindGitLab, "glft-", key, 20, false},
+		{KindStripe, "sk_test_", b62, 10, false},
+		{KindStripe, "sk_prod_", b62, 10, false},
+		{KindStripe, "rk_live_", b62, 10, false},
+		{KindStripe, "rk_prod_", b62, 10, false},
+		{KindHuggingFace, "api_org_", "abcXYZqrs", 34, true},
+		{KindPyPI, "pypi-AgENdGVzdC5weXBpLm9yZw", key, 50, false},
+		{KindShopify, "shpca_", hex, 32, true},
+		{KindShopify, "shppa_", hex, 32, true},
+		{KindShopify, "shpss_", hex, 32, true},
+		{KindDigitalOcean, "doo_v1_", hex, 64, true},
+		{KindDigitalOcean, "dor_v1_", hex, 64, true},
+		{KindDoppler, "dp.st.", key, 40, false},
+		{KindDoppler, "dp.sa.", b62, 40, false},
+		{KindDoppler, "dp.ct.", b62, 40, false},
+		{KindDoppler, "dp.scim.", key, 40, false},
+		{KindDoppler, "dp.audit.", b62, 40, false},
+		{KindLinear, "lin_oauth_", hex, 64, true},
+		{KindDiscord, "discordapp.com/api/webhooks/", "123456789/" + key, 60, false},
+		{KindGrafana, "glc_", b62 + "+/", 32, false},
+		{KindSentry, "sntrys_", b62 + "+/", 50, false},
+		{KindSentry, "sntryu_", hex, 64, true},
+		{KindVault, "hvb.", key, 138, false},
+		{KindPlanetScale, "pscale_tkn_", key + ".", 32, false},
+		{KindPlanetScale, "pscale_pw_", key + ".", 32, false},
+		{KindPlanetScale, "pscale_oauth_", key + ".", 32, false},
+		{KindPulumi, "pul-", hex, 40, true},
+		{KindFlyio, "fo1_", key, 43, true},
+		{KindFlyio, "fm1r_", b62 + "+/", 100, false},
+		{KindFlyio, "fm1a_", b62 + "+/", 100, false},
+		{KindFlyio, "fm2_", b62 + "+/", 64, false},
+		{KindPrefect, "pnu_", b62, 36, true},
+		{KindReadme, "rdme_", b62, 70, true},
+		{KindDynatrace, "dt0c01.", "ABCDEFGH12345678ABCDEFGH." + hex + hex + hex + hex, 89, true},
+		{Kind1Password, "ops_eyJ", b62 + "+/", 250, false},
+		{KindNewRelic, "NRJS-", hex, 19, true},
+		{KindNewRelic, "NRII-", "ab12-CD34", 32, true},
+		{KindSquare, "sq0atp-", key, 22, false},
+		{KindSquare, "sq0csp-", key, 43, true},
+		{KindSquare, "EAAA", key, 22, false},
+		{KindSourcegraph, "sgp_", hex, 40, false},
+		{KindSupabase, "sbp_", hex, 40, true},
+		{KindGroq, "gsk_", b62, 52, true},
+		{KindPerplexity, "pplx-", b62, 48, true},
+		{KindDuffel, "duffel_test_", key + "=", 43, true},
+		{KindDuffel, "duffel_live_", key + "=", 43, true},
+		{KindShippo, "shippo_live_", hex, 40, true},
+		{KindShippo, "shippo_test_", hex, 40, true},
+		{KindTypeform, "tfp_", key + ".=", 59, true},
+		{KindTailscale, "tskey-", "auth-k123ABC-" + b62, 20, false},
+		{KindAWS, "ASIA", upper, 16, true},
+		{KindAWS, "ACCA", upper, 16, true},
+		{KindAlibaba, "LTAI", b62, 20, true},
+		{KindEasyPost, "EZAK", b62, 54, true},
+		{KindEasyPost, "EZTK", b62, 54, true},
+	}
+	r := MustNew(t, Options{Level: Secrets})
+	for _, tt := range tests {
+		t.Run(tt.prefix, func(t *testing.T) {
+			sample := tt.prefix + rep(tt.alpha, tt.n)
+			for _, in := range []string{sample, "x=" + sample + ".", `"` + sample + `"`} {
+				if got := r.String(in); !strings.Contains(got, "[REDACTED:"+tt.kind+"]") || strings.Contains(got, sample[len(sample)-8:]) {
+					t.Errorf("String(%q) = %q, want [REDACTED:%s]", in, got, tt.kind)
+				}
+			}
+			near := []string{tt.prefix + rep(tt.alpha, tt.n-1), "z" + sample}
+			if tt.exact {
+				near = append(near, tt.prefix+rep(tt.alpha, tt.n+1))
+			}
+			for _, in := range near {
+				if got := r.String(in); got != in {
+					t.Errorf("near miss %q changed to %q", in, got)
+				}
+			}
+		})
+	}
+}
