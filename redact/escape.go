@@ -67,7 +67,9 @@ func unescape(s string) (u unescaped, ok bool) {
 }
 
 // hidesASCII reports whether s has a JSON escape that could hide part of a
-// secret: \/ or a \u escape of a printable ASCII character.
+// secret: \/ or a \u escape of a character that secrets are made of (a
+// letter, a digit, - _ . / : @ + = ~). Other escapes, such as the \u003c
+// of an HTML-safe encoder, only separate words: see boundary.
 func hidesASCII(s string) bool {
 	for i := 0; ; {
 		j := strings.IndexByte(s[i:], '\\')
@@ -78,12 +80,33 @@ func hidesASCII(s string) bool {
 		switch {
 		case s[i] == '/':
 			return true
-		case s[i] == 'u' && i+4 < len(s) && s[i+1] == '0' && s[i+2] == '0' && '2' <= s[i+3] && s[i+3] <= '7':
-			return true
+		case s[i] == 'u' && i+4 < len(s) && s[i+1] == '0' && s[i+2] == '0' && hexChar(s[i+3]) && hexChar(s[i+4]):
+			if c := unhex(s[i+3])<<4 | unhex(s[i+4]); keyChar(c) || strings.IndexByte("./:@+=~", c) >= 0 {
+				return true
+			}
 		case s[i] == '\\':
 			i++ // an escaped backslash
 		}
 	}
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// escapeBefore reports whether the word starting at s[i] follows a JSON
+// escape: \n, \t, \r, \b, \f or \uXXXX.
+func escapeBefore(s string, i int) bool {
+	if i >= 2 && s[i-2] == '\\' && strings.IndexByte("nrtbf", s[i-1]) >= 0 {
+		return true
+	}
+	return i >= 6 && s[i-6] == '\\' && s[i-5] == 'u' && hexChar(s[i-4]) && hexChar(s[i-3]) && hexChar(s[i-2]) && hexChar(s[i-1])
 }
 
 // hex4 reads the 4 hex digits at s[i:].

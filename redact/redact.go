@@ -314,11 +314,11 @@ func (r *Redactor) metadata(m json.RawMessage) json.RawMessage {
 			break
 		}
 	}
-	if !need && strings.IndexByte(s, '\\') >= 0 {
-		// An escaped character could split a marker: \/ in "https:\/\/",
-		// \u00XX for any ASCII byte. A user's pattern may match a quote or
-		// newline that the JSON text escapes.
-		need = len(r.patterns) > 0 || strings.Contains(s, `\/`) || strings.Contains(s, `\u00`)
+	if !need && len(r.patterns) > 0 && strings.IndexByte(s, '\\') >= 0 {
+		// A user's pattern may match a quote or newline that the JSON text
+		// escapes. (find sees through the escapes that can hide a built-in
+		// kind: see hidesASCII and boundary.)
+		need = true
 	}
 	if !need && len(r.find(s, nil, nil)) == 0 {
 		return m

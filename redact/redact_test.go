@@ -367,16 +367,25 @@ func TestRedactor_Escaped(t *testing.T) {
 		{`"\u0067\u0068\u0070\u005f` + "abcdefghijklmnopqrstuvwxyz0123456789" + `"`, `"[REDACTED:github]"`},
 		{`"postgres:\/\/app:hunter2@db\/x"`, `"postgres:\/\/app:[REDACTED:url-password]@db\/x"`},
 		{`"caf\u00e9 \\u0073k-kept"`, `"caf\u00e9 \\u0073k-kept"`},
+		{`"\u003csk-proj-` + key + `\u003e"`, `"\u003c[REDACTED:openai]\u003e"`}, // an HTML-safe encoder's escapes
 	} {
 		if got := r.String(tt.in); got != tt.want {
 			t.Errorf("String(%s)\n got %s\nwant %s", tt.in, got, tt.want)
 		}
 	}
 	// In metadata the same: the quick look must not take it for clean.
-	rec := vibekit.Record{Metadata: json.RawMessage(`{"note":"a\nsk-proj-` + key + `"}`)}
-	r.Record(&rec)
-	if want := `{"note":"a\n[REDACTED:openai]"}`; string(rec.Metadata) != want {
-		t.Errorf("metadata %s, want %s", rec.Metadata, want)
+	for in, want := range map[string]string{
+		`{"note":"a\nsk-proj-` + key + `"}`:                         `{"note":"a\n[REDACTED:openai]"}`,
+		`{"html":"\u003csk-proj-` + key + `\u003e"}`:                `{"html":"<[REDACTED:openai]>"}`, // re-encoded: same JSON value
+		`{"k":"\u0073k-proj-` + key + `"}`:                          `{"k":"[REDACTED:openai]"}`,
+		`{"u":"postgres:\/\/app:hunter2@db\/x"}`:                    `{"u":"postgres://app:[REDACTED:url-password]@db/x"}`,
+		`{"html":"\u003cb\u003e bold \u0026 plain \u003c/b\u003e"}`: `{"html":"\u003cb\u003e bold \u0026 plain \u003c/b\u003e"}`,
+	} {
+		rec := vibekit.Record{Metadata: json.RawMessage(in)}
+		r.Record(&rec)
+		if string(rec.Metadata) != want {
+			t.Errorf("metadata %s\n got %s\nwant %s", in, rec.Metadata, want)
+		}
 	}
 }
 

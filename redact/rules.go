@@ -331,7 +331,9 @@ func scanAnchored(s string, ms []match) []match {
 			}
 			i += j
 			next := i + 1
-			for _, a := range anchoredRules[k] {
+			rs := anchoredRules[k]
+			for n := range rs {
+				a := &rs[n] // not a copy: this runs at every anchor byte
 				w := i - a.at
 				if w < 0 || !strings.HasPrefix(s[w:], a.prefix) || !boundary(s, w) {
 					continue

@@ -165,10 +165,10 @@ func isAlnum(c byte) bool {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // boundary reports whether a token may start at s[i]: it is not the middle
-// of a word. A JSON escape of a control character ("\n", "\t") before it
-// ends the word before, as in the text of a JSON line that was not decoded.
+// of a word. A JSON escape before it ("\n", "\u003c") ends the word
+// before, as in the text of a JSON line that was not decoded.
 func boundary(s string, i int) bool {
-	return i == 0 || !isAlnum(s[i-1]) || i >= 2 && s[i-2] == '\\' && strings.IndexByte("nrtbf", s[i-1]) >= 0
+	return i == 0 || !isAlnum(s[i-1]) || escapeBefore(s, i)
 }
 
 // span returns the end of the run of bytes from i that ok accepts, and
