@@ -446,7 +446,7 @@ func (p *pipe) reject(l *reader.Line, reason string, now time.Time) {
 		Source: l.Source, Line: l.Num, Offset: l.Offset, Length: l.Length,
 		Reason: reason, Raw: vibekit.ValidUTF8(l.Data), Time: now.UnixMilli(),
 	}
-	if l.Overlong {
+	if l.Overlong && int64(len(l.Data)) < l.Length {
 		rej.Raw = redact.TrimCut(rej.Raw) // the cut may have left a secret's start
 	}
 	p.ag.redactReject(&rej, lineSource(l))
