@@ -270,7 +270,8 @@ func (a *agent) stream(source string) *redact.Stream {
 	return s
 }
 
-// redactRecord redacts a record decoded from JSON: each one stands alone.
+// redactRecord redacts a row that stands alone, not a line of an input: the
+// start and end rows the pipe writes itself, a map program's last records.
 func (a *agent) redactRecord(rec *vibekit.Record) {
 	if a.red != nil {
 		a.red.Record(rec)
