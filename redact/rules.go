@@ -49,6 +49,17 @@ const (
 	KindShippo       = "shippo"
 	KindTypeform     = "typeform"
 	KindTailscale    = "tailscale"
+	KindClojars      = "clojars"
+	KindFrameio      = "frameio"
+	KindInfracost    = "infracost"
+	KindScalingo     = "scalingo"
+	KindBrevo        = "brevo"
+	KindSettleMint   = "settlemint"
+	KindArtifactory  = "artifactory"
+	KindCloudflare   = "cloudflare"
+	KindDefined      = "defined-networking"
+	KindHarness      = "harness"
+	KindTeamsWebhook = "teams-webhook"
 	KindBearer       = "bearer"
 	KindBasicAuth    = "basic-auth"
 )
@@ -192,6 +203,23 @@ var rules = []rule{
 	{prefix: "shippo_test_", kind: KindShippo, alpha: hexChar, min: 40, max: 40},
 	{prefix: "tfp_", kind: KindTypeform, alpha: tokenChar, min: 59, max: 59, mixed: true},
 	{prefix: "tskey-", kind: KindTailscale, alpha: keyChar, min: 20, mixed: true},
+	{prefix: "CLOJARS_", kind: KindClojars, alpha: base62, min: 60, max: 60},
+	{prefix: "fio-u-", kind: KindFrameio, alpha: func(c byte) bool { return keyChar(c) || c == '=' }, min: 64, max: 64},
+	{prefix: "ico-", kind: KindInfracost, alpha: base62, min: 32, max: 32, mixed: true},
+	{prefix: "tk-us-", kind: KindScalingo, alpha: keyChar, min: 48, max: 48},
+	// Brevo (Sendinblue): xkeysib-<64 hex>-<16>.
+	{prefix: "xkeysib-", kind: KindBrevo, alpha: func(c byte) bool { return lowerHex(c) || c == '-' || isAlnum(c) }, min: 81, max: 81},
+	{prefix: "sm_pat_", kind: KindSettleMint, alpha: base62, min: 16, max: 16, mixed: true},
+	{prefix: "sm_aat_", kind: KindSettleMint, alpha: base62, min: 16, max: 16, mixed: true},
+	{prefix: "sm_sat_", kind: KindSettleMint, alpha: base62, min: 16, max: 16, mixed: true},
+	// Cloudflare origin CA keys: v1.0-<24 hex>-<146 hex>.
+	{prefix: "v1.0-", kind: KindCloudflare, alpha: func(c byte) bool { return lowerHex(c) || c == '-' }, min: 171, max: 171},
+	// Defined Networking: dnkey-<26>-<52>.
+	{prefix: "dnkey-", kind: KindDefined, alpha: func(c byte) bool { return keyChar(c) || c == '=' }, min: 79, max: 79},
+	// Harness personal and service account tokens: pat.<22>.<24>.<20>.
+	{prefix: "pat.", kind: KindHarness, alpha: dotKeyChar, min: 68, max: 68, mixed: true},
+	{prefix: "sat.", kind: KindHarness, alpha: dotKeyChar, min: 68, max: 68, mixed: true},
+	{prefix: "webhook.office.com/webhookb2/", kind: KindTeamsWebhook, alpha: func(c byte) bool { return pathChar(c) || c == '@' }, min: 60, mixed: true},
 }
 
 // trigger is where a prefix is looked for: its first '-', '_' or '.'.
@@ -288,8 +316,9 @@ type anchored struct {
 	at int
 }
 
-// anchors are the bytes anchored rules are found at.
-const anchors = "AKGz"
+// anchors are the bytes anchored rules are found at; at '~' Azure's client
+// secrets (see azureSecret), at 'z' Authorization headers.
+const anchors = "AKGz~"
 
 var anchoredRules = func() (a [len(anchors)][]anchored) {
 	for _, r := range []rule{
@@ -307,6 +336,7 @@ var anchoredRules = func() (a [len(anchors)][]anchored) {
 		{prefix: "EZTK", kind: KindEasyPost, alpha: base62, min: 54, max: 54},
 		{prefix: "EAAA", kind: KindSquare, alpha: keyChar, min: 22, max: 60, mixed: true},
 		{prefix: "GR1348941", kind: KindGitLab, alpha: keyChar, min: 20, max: 20},
+		{prefix: "AKCp", kind: KindArtifactory, alpha: base62, min: 69, max: 69},
 	} {
 		for k := range len(anchors) {
 			if i := strings.IndexByte(r.prefix, anchors[k]); i >= 0 {
@@ -319,8 +349,9 @@ var anchoredRules = func() (a [len(anchors)][]anchored) {
 }()
 
 // scanAnchored finds the anchored rules, the values of names such as
-// SecretAccessKey (at their 'K', see assigned) and the credentials of
-// Authorization headers (at their 'z', see authorization).
+// SecretAccessKey (at their 'K', see assigned), the credentials of
+// Authorization headers (at their 'z', see authorization) and Azure's
+// client secrets (at their '~').
 func scanAnchored(s string, ms []match) []match {
 	for k := range len(anchors) {
 		c := anchors[k]
@@ -352,6 +383,8 @@ func scanAnchored(s string, ms []match) []match {
 					m, ok = assigned(s, i)
 				case c == 'z':
 					m, ok = authorization(s, i)
+				case c == '~':
+					m, ok = azureSecret(s, i)
 				}
 				if ok {
 					ms = append(ms, m)
@@ -440,8 +473,9 @@ func basicCredentials(b64 string) bool {
 // assigned matches a secret known by the name it is given, where s[k:]
 // starts that name's "key" (any case): the value of aws_secret_access_key
 // (also AWS_SECRET_ACCESS_KEY, SecretAccessKey, aws-secret-access-key), 40
-// base64 characters, and of a Google service account's "private_key_id",
-// 40 hex digits. The name stays readable.
+// base64 characters; of a Google service account's "private_key_id", 40
+// hex digits; of an Azure storage connection string's AccountKey, 88 base64
+// characters. The name stays readable.
 func assigned(s string, k int) (match, bool) {
 	w, e := k, k+3
 	for w > 0 && k-w < 64 && keyChar(s[w-1]) {
@@ -450,7 +484,7 @@ func assigned(s string, k int) (match, bool) {
 	for e < len(s) && e-k < 64 && keyChar(s[e]) {
 		e++
 	}
-	kind, alpha := assignedKind(s[w:e])
+	kind, alpha, n := assignedKind(s[w:e])
 	if kind == "" {
 		return match{}, false
 	}
@@ -458,29 +492,31 @@ func assigned(s string, k int) (match, bool) {
 	if v < 0 {
 		return match{}, false
 	}
-	if end, _, _ := span(s, v, alpha); end-v == 40 && (end == len(s) || !isAlnum(s[end]) && s[end] != '+' && s[end] != '/') {
+	if end, _, _ := span(s, v, alpha); end-v == n && (end == len(s) || !isAlnum(s[end]) && s[end] != '+' && s[end] != '/') {
 		return match{v, end, kind}, true
 	}
 	return match{}, false
 }
 
-// assignedKind is the kind of secret a name is given, and its alphabet;
-// "" if the name is not one of them.
-func assignedKind(name string) (string, func(byte) bool) {
+// assignedKind is the kind of secret a name is given, its alphabet and its
+// length; "" if the name is not one of them.
+func assignedKind(name string) (string, func(byte) bool, int) {
 	switch {
 	case name == "private_key_id":
-		return KindGCP, lowerHex
+		return KindGCP, lowerHex, 40
+	case name == "AccountKey": // an Azure storage connection string's
+		return KindAzure, b64Char, 88
 	case awsSecretName(name):
-		return KindAWS, func(c byte) bool { return isAlnum(c) || c == '+' || c == '/' }
+		return KindAWS, func(c byte) bool { return isAlnum(c) || c == '+' || c == '/' }, 40
 	}
-	return "", nil
+	return "", nil, 0
 }
 
 // assignedValue reports whether value, a JSON object's member named name,
 // is the secret that name is given (see assigned).
 func assignedValue(name, value string) (string, bool) {
-	kind, alpha := assignedKind(name)
-	if kind == "" || len(value) != 40 {
+	kind, alpha, n := assignedKind(name)
+	if kind == "" || len(value) != n {
 		return "", false
 	}
 	for i := 0; i < len(value); i++ {
@@ -541,4 +577,28 @@ func (r *rule) body(s string, i int) (int, bool) {
 		return 0, false // the word goes on: not this format
 	}
 	return end, true
+}
+
+// azureSecret matches an Azure AD (Entra ID) client secret whose "Q~" has
+// its '~' at s[q]: 3 characters, a digit, "Q~", then 31 to 34 more, of
+// letters, digits and _ ~ . (and - after the marker).
+func azureSecret(s string, q int) (match, bool) {
+	start := q - 5
+	if start < 0 || s[q-1] != 'Q' || !isDigit(s[q-2]) {
+		return match{}, false
+	}
+	head := func(c byte) bool { return isAlnum(c) || c == '_' || c == '~' || c == '.' }
+	for k := start; k < q-2; k++ {
+		if !head(s[k]) {
+			return match{}, false
+		}
+	}
+	if start > 0 && head(s[start-1]) && !escapeBefore(s, start) {
+		return match{}, false // the word starts earlier: not this format
+	}
+	end, digit, letter := span(s, q+1, func(c byte) bool { return head(c) || c == '-' })
+	if n := end - (q + 1); n < 31 || n > 34 || !(digit && letter) {
+		return match{}, false
+	}
+	return match{start, end, KindAzure}, true
 }

@@ -59,6 +59,8 @@ func TestRules(t *testing.T) {
 		{KindRubyGems, "rubygems_" + rep(hex, 48), []string{"rubygems_" + rep(hex, 47)}},
 		{KindNewRelic, "NRAK-" + rep("ABCDEFGH0123456789", 27), []string{"NRAK-" + rep("ABC", 27)}},
 		{KindAtlassian, "ATATT3" + rep(b62+"-_=", 186), []string{"ATATT3" + rep(b62, 20)}},
+		{KindAzure, "AZURE_CLIENT_SECRET=" + "abc8Q~" + rep(b62+"_.-", 34), []string{"abc8Q~" + rep(b62, 30), "xabc8Q~" + rep(b62, 34), "abcdQ~" + rep(b62, 34)}},
+		{KindAzure, "DefaultEndpointsProtocol=https;AccountName=acme;EndpointSuffix=core.windows.net;AccountKey=" + rep(b62+"+/", 86) + "==", []string{"AccountKey=" + rep(b62, 40) + ";"}},
 		{KindBearer, "Authorization: Bearer " + rep(b62, 32), []string{"Authorization: Bearer <token>", "Authorization: Bearer $TOKEN", "Authorization: Bearer YOUR_TOKEN_GOES_HERE"}},
 		{KindBearer, `"authorization": "bearer ` + rep(b62+"._~+/", 40) + `=="`, []string{`"authorization": "bearer abc"`}},
 		{KindJWT, "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk", nil},
@@ -181,6 +183,18 @@ func TestRules_Formats(t *testing.T) {
 		{KindAlibaba, "LTAI", b62, 20, true},
 		{KindEasyPost, "EZAK", b62, 54, true},
 		{KindEasyPost, "EZTK", b62, 54, true},
+		{KindClojars, "CLOJARS_", b62, 60, true},
+		{KindFrameio, "fio-u-", key + "=", 64, true},
+		{KindInfracost, "ico-", b62, 32, true},
+		{KindScalingo, "tk-us-", key, 48, true},
+		{KindBrevo, "xkeysib-", rep(hex, 64) + "-", 81, true},
+		{KindSettleMint, "sm_pat_", b62, 16, true},
+		{KindSettleMint, "sm_sat_", b62, 16, true},
+		{KindArtifactory, "AKCp", b62, 69, true},
+		{KindCloudflare, "v1.0-", rep(hex, 24) + "-", 171, true},
+		{KindDefined, "dnkey-", key + "=", 79, true},
+		{KindHarness, "pat.", rep(b62, 22) + ".", 68, false}, // one more is a '.', a full stop
+		{KindTeamsWebhook, "webhook.office.com/webhookb2/", "0a1b2c3d-4e5f@0a1b2c3d/IncomingWebhook/", 60, false},
 	}
 	r := MustNew(t, Options{Level: Secrets})
 	for _, tt := range tests {
