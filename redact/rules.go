@@ -252,6 +252,26 @@ var byTrigger = func() (ix [len(triggers)]ruleIndex) {
 // maxWord is the longest word before a trigger ("discordapp", "shippo").
 const maxWord = 12
 
+// wordBefore returns the start of the word that ends at s[i], and whether
+// it starts at a word boundary (see boundary) within maxWord bytes. A JSON
+// escape just before the word ("\n", "\u003c") is not part of it.
+func wordBefore(s string, i int) (int, bool) {
+	w := i
+	for w > 0 && i-w < maxWord+5 && isAlnum(s[w-1]) {
+		w--
+	}
+	if w > 0 && s[w-1] == '\\' {
+		switch {
+		case strings.IndexByte("nrtbf", s[w]) >= 0:
+			w++
+		case s[w] == 'u' && w+5 <= i && hexChar(s[w+1]) && hexChar(s[w+2]) && hexChar(s[w+3]) && hexChar(s[w+4]):
+			w += 5
+		}
+		return w, w < i && i-w <= maxWord
+	}
+	return w, w < i && i-w <= maxWord && (w == 0 || !isAlnum(s[w-1]))
+}
+
 // scanTrigger finds the secrets at the bytes c of s: the rules whose
 // trigger is c, for '-' private key blocks ("-----BEGIN "), and for '_' and
 // '-' the values of names such as aws_secret_access_key (see assigned).
@@ -279,11 +299,7 @@ func scanTrigger(s string, c byte, ms []match, st *pemState) []match {
 			}
 		}
 		if i > 0 && ix.last[s[i-1]] {
-			w := i // the start of the word before c
-			for w > 0 && i-w < maxWord && isAlnum(s[w-1]) && !boundary(s, w) {
-				w--
-			}
-			if boundary(s, w) && s[w] < 128 {
+			if w, ok := wordBefore(s, i); ok && s[w] < 128 {
 				for _, n := range ix.byFirst[s[w]] {
 					r := &rules[n]
 					if !strings.HasPrefix(s[w:], r.prefix) {
@@ -352,8 +368,11 @@ var anchoredRules = func() (a [len(anchors)][]anchored) {
 // SecretAccessKey (at their 'K', see assigned), the credentials of
 // Authorization headers (at their 'z', see authorization) and Azure's
 // client secrets (at their '~').
-func scanAnchored(s string, ms []match) []match {
+func scanAnchored(s string, ms []match, has uint16) []match {
 	for k := range len(anchors) {
+		if has&(1<<(len(triggers)+k)) == 0 {
+			continue
+		}
 		c := anchors[k]
 		for i := 0; i < len(s); {
 			j := strings.IndexByte(s[i:], c)

@@ -71,14 +71,23 @@ func (r *Redactor) find(s string, ms []match, st *pemState) []match {
 // then r's patterns.
 func (r *Redactor) scan(text string, ms []match, st *pemState) []match {
 	if r.level != None {
+		has := markersOf(text)
 		for k := range len(triggers) {
-			ms = scanTrigger(text, triggers[k], ms, st)
+			if has&(1<<k) != 0 {
+				ms = scanTrigger(text, triggers[k], ms, st)
+			}
 		}
-		ms = scanJWT(text, ms)
-		ms = scanAnchored(text, ms) // after the others: a known kind wins over bearer
-		ms = scanURLPassword(text, ms)
+		if has&markerJ != 0 {
+			ms = scanJWT(text, ms)
+		}
+		ms = scanAnchored(text, ms, has) // after the others: a known kind wins over bearer
+		if has&markerAt != 0 {
+			ms = scanURLPassword(text, ms)
+			if r.level == All {
+				ms = scanEmail(text, ms)
+			}
+		}
 		if r.level == All {
-			ms = scanEmail(text, ms)
 			ms = scanCards(text, ms)
 		}
 	}
@@ -93,6 +102,44 @@ func (r *Redactor) scan(text string, ms []match, st *pemState) []match {
 		}
 	}
 	return ms
+}
+
+// The marker bytes the scanners search for, as bits: the triggers first
+// (bit k for triggers[k]), then the anchors (bit len(triggers)+k for
+// anchors[k]), then 'J' (JWTs) and '@' (URL passwords, addresses).
+const (
+	markerJ   = 1 << (len(triggers) + len(anchors))
+	markerAt  = markerJ << 1
+	markerAll = markerAt<<1 - 1
+)
+
+var markerBit = func() (t [256]uint16) {
+	for k := range len(triggers) {
+		t[triggers[k]] |= 1 << k
+	}
+	for k := range len(anchors) {
+		t[anchors[k]] |= 1 << (len(triggers) + k)
+	}
+	t['J'] |= markerJ
+	t['@'] |= markerAt
+	return t
+}()
+
+// shortText is the length under which one look at every byte, to learn
+// which markers a text holds, costs less than a byte search per marker.
+const shortText = 64
+
+// markersOf returns the bits of the marker bytes in s; for a long s, all
+// of them (each scanner's own byte search is then the cheaper look).
+func markersOf(s string) uint16 {
+	if len(s) >= shortText {
+		return markerAll
+	}
+	var has uint16
+	for i := 0; i < len(s); i++ {
+		has |= markerBit[s[i]]
+	}
+	return has
 }
 
 // apply replaces the matches in s. Overlapping matches merge. Text inside
