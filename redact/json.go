@@ -75,6 +75,13 @@ func (r *Redactor) rewriteJSON(src []byte) (out []byte, ok bool) {
 				out = r.appendRedacted(out, raw, str, nil)
 			case r.hashed(stack) && !isHash(str):
 				out = vibekit.AppendString(out, r.hash([]byte(str)))
+			case r.level != None && len(stack) > 0 && stack[len(stack)-1].obj && (len(str) == 40 || len(str) == 88):
+				// A member's name may say that its value is a secret.
+				if kind, ok := assignedValue(stack[len(stack)-1].key, str); ok {
+					out = vibekit.AppendString(out, markerStart+kind+"]")
+				} else {
+					out = r.appendRedacted(out, raw, str, &pem)
+				}
 			default:
 				out = r.appendRedacted(out, raw, str, &pem)
 			}

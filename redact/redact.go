@@ -3,10 +3,12 @@
 // "[REDACTED:<kind>]", and chosen fields can be stored as a keyed hash.
 //
 // Redaction runs on every record, so it is built to cost little when there
-// is nothing to find: each kind of secret starts with a marker ("sk-",
-// "AKIA", "ghp_", "xoxb-", "eyJ", "-----BEGIN", "://"), one SIMD byte search
-// per marker byte finds the candidates, and only those are examined. No
-// regular expression runs for the built-in kinds.
+// is nothing to find: each kind of secret has a fixed marker (the '-', '_'
+// or '.' of a prefix such as "sk-", "ghp_", "SG."; an upper-case letter of
+// one such as "AKIA"; "eyJ", "-----BEGIN", "://", the 'z' of
+// "Authorization"), one SIMD byte search per marker byte finds the
+// candidates, and only those are examined. No regular expression runs for
+// the built-in kinds.
 package redact
 
 import (
@@ -29,8 +31,10 @@ type Level int
 const (
 	// None redacts no built-in kind; patterns and hash fields still apply.
 	None Level = iota
-	// Secrets redacts API keys (openai, anthropic, aws, github, slack),
-	// JWTs, PEM private keys and passwords in URLs. It is the default.
+	// Secrets redacts API keys and tokens by their issuers' formats
+	// (openai, anthropic, aws, github, gitlab, gcp, slack, stripe and more:
+	// see rules), Authorization header credentials, JWTs, PEM private keys
+	// and passwords in URLs. It is the default.
 	Secrets
 	// All redacts secrets, email addresses and card numbers (Luhn-valid).
 	All
@@ -310,11 +314,11 @@ func (r *Redactor) metadata(m json.RawMessage) json.RawMessage {
 			break
 		}
 	}
-	if !need && strings.IndexByte(s, '\\') >= 0 {
-		// An escaped character could split a marker: \/ in "https:\/\/",
-		// \u00XX for any ASCII byte. A user's pattern may match a quote or
-		// newline that the JSON text escapes.
-		need = len(r.patterns) > 0 || strings.Contains(s, `\/`) || strings.Contains(s, `\u00`)
+	if !need && len(r.patterns) > 0 && strings.IndexByte(s, '\\') >= 0 {
+		// A user's pattern may match a quote or newline that the JSON text
+		// escapes. (find sees through the escapes that can hide a built-in
+		// kind: see hidesASCII and boundary.)
+		need = true
 	}
 	if !need && len(r.find(s, nil, nil)) == 0 {
 		return m
@@ -332,3 +336,22 @@ func (r *Redactor) metadata(m json.RawMessage) json.RawMessage {
 	}
 	return out
 }
+
+// TrimCut drops the last word of a text that was cut at a length limit
+// (an overlong line kept for a reject): it may be the start of a secret,
+// too short to be recognised as one. A word ends at a space or at a
+// quote, bracket, comma or semicolon. A last word of maxCutWord bytes or
+// more is kept: a secret that long is recognised as it is.
+func TrimCut(s string) string {
+	i := strings.LastIndexFunc(s, func(r rune) bool {
+		return r <= ' ' || strings.ContainsRune("\"'`<>()[]{},;", r)
+	})
+	if len(s)-(i+1) >= maxCutWord {
+		return s
+	}
+	return s[:i+1]
+}
+
+// maxCutWord bounds the word TrimCut drops: longer than the shortest body
+// of every built-in kind.
+const maxCutWord = 1024

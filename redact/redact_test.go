@@ -225,6 +225,10 @@ type canaryEntry struct {
 	values []string
 }
 
+// contextKinds are secrets only after their name: the canary's value holds
+// both, and the secret is the part after its last space.
+var contextKinds = map[string]bool{"bearer": true, "basic-auth": true, "aws-secret": true}
+
 func readCanary(t testing.TB) (text string, entries []canaryEntry) {
 	t.Helper()
 	b, err := os.ReadFile("../testdata/redact/canary.txt")
@@ -249,6 +253,9 @@ func readCanary(t testing.TB) (text string, entries []canaryEntry) {
 			}
 		} else {
 			e.values = []string{f[2]}
+			if contextKinds[e.kind] && e.secret {
+				e.values = []string{f[2][strings.LastIndexByte(f[2], ' ')+1:]}
+			}
 			if e.kind == "url-password" && e.secret {
 				u, err := url.Parse(f[2])
 				if err != nil {
@@ -280,7 +287,8 @@ func checkCanary(t *testing.T, out string, entries []canaryEntry, level Level) {
 			}
 		}
 	}
-	for _, k := range []string{KindOpenAI, KindAnthropic, KindAWS, KindGitHub, KindSlack, KindJWT, KindPEM, KindURLPassword, KindEmail, KindCard, "custom", "sha", "uuid"} {
+	for _, k := range []string{KindOpenAI, KindAnthropic, KindAWS, KindGitHub, KindSlack, KindJWT, KindPEM, KindURLPassword, KindEmail, KindCard, "custom", "sha", "uuid",
+		KindStripe, KindGitLab, KindGCP, KindHuggingFace, KindNPM, KindPyPI, KindSendGrid, KindTwilio, KindSlackWebhook, KindBearer, KindBasicAuth, "aws-secret"} {
 		if !kinds[k] {
 			t.Errorf("the canary has no %s entry", k)
 		}
@@ -344,5 +352,117 @@ func TestCanary(t *testing.T) {
 			}
 			checkCanary(t, strings.Join(out, "\n"), entries, level)
 		})
+	}
+}
+
+// TestRedactor_Escaped finds secrets that JSON text escapes: a key whose
+// first letter is a \u escape, one after an escaped newline, a URL with
+// escaped slashes, in text that is not valid JSON (a rejected line).
+func TestRedactor_Escaped(t *testing.T) {
+	r := MustNew(t, Options{Level: Secrets})
+	key := "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
+	for _, tt := range []struct{ in, want string }{
+		{`{"sessionId":"s","eventType":"bogus","streamData":"\u0073k-proj-` + key + `"`, `{"sessionId":"s","eventType":"bogus","streamData":"[REDACTED:openai]"`},
+		{`{"x":"line one\nsk-proj-` + key + `\tnext"`, `{"x":"line one\n[REDACTED:openai]\tnext"`},
+		{`"\u0067\u0068\u0070\u005f` + "abcdefghijklmnopqrstuvwxyz0123456789" + `"`, `"[REDACTED:github]"`},
+		{`"postgres:\/\/app:hunter2@db\/x"`, `"postgres:\/\/app:[REDACTED:url-password]@db\/x"`},
+		{`"caf\u00e9 \\u0073k-kept"`, `"caf\u00e9 \\u0073k-kept"`},
+		{`"\u003csk-proj-` + key + `\u003e"`, `"\u003c[REDACTED:openai]\u003e"`}, // an HTML-safe encoder's escapes
+	} {
+		if got := r.String(tt.in); got != tt.want {
+			t.Errorf("String(%s)\n got %s\nwant %s", tt.in, got, tt.want)
+		}
+	}
+	// In metadata the same: the quick look must not take it for clean.
+	for in, want := range map[string]string{
+		`{"note":"a\nsk-proj-` + key + `"}`:                         `{"note":"a\n[REDACTED:openai]"}`,
+		`{"html":"\u003csk-proj-` + key + `\u003e"}`:                `{"html":"<[REDACTED:openai]>"}`, // re-encoded: same JSON value
+		`{"k":"\u0073k-proj-` + key + `"}`:                          `{"k":"[REDACTED:openai]"}`,
+		`{"u":"postgres:\/\/app:hunter2@db\/x"}`:                    `{"u":"postgres://app:[REDACTED:url-password]@db/x"}`,
+		`{"html":"\u003cb\u003e bold \u0026 plain \u003c/b\u003e"}`: `{"html":"\u003cb\u003e bold \u0026 plain \u003c/b\u003e"}`,
+	} {
+		rec := vibekit.Record{Metadata: json.RawMessage(in)}
+		r.Record(&rec)
+		if string(rec.Metadata) != want {
+			t.Errorf("metadata %s\n got %s\nwant %s", in, rec.Metadata, want)
+		}
+	}
+}
+
+// TestStream_PEMOverRecords redacts a private key whose lines come as the
+// streamData of several records of one source, as an agent that streams a
+// file's lines does, with a record of another kind in between.
+func TestStream_PEMOverRecords(t *testing.T) {
+	s := MustNew(t, Options{Level: Secrets}).NewStream()
+	lines := []string{"-----BEGIN PRIVATE KEY-----", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "", "Bm5hbWUiOiJKb2huIERvZSIsImlhdCI6", "-----END PRIVATE KEY-----", "next"}
+	var got []string
+	for _, l := range lines {
+		rec := vibekit.Record{EventType: vibekit.EventStream, StreamData: l, Metadata: json.RawMessage(`{"n":1}`)}
+		s.Record(&rec)
+		got = append(got, rec.StreamData)
+	}
+	want := []string{"[REDACTED:pem]", "[REDACTED:pem]", "", "[REDACTED:pem]", "[REDACTED:pem]", "next"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+}
+
+// TestRedactor_GCPServiceAccount redacts a service account's key file, as
+// one string and printed line by line, leaving its public fields.
+func TestRedactor_GCPServiceAccount(t *testing.T) {
+	pem := "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\\nZmFrZSBrZXkgbWF0ZXJpYWw=\\n-----END PRIVATE KEY-----\\n"
+	file := `{
+  "type": "service_account",
+  "project_id": "acme-prod",
+  "private_key_id": "4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b",
+  "private_key": "` + pem + `",
+  "client_email": "ci@acme-prod.iam.gserviceaccount.com"
+}`
+	r := MustNew(t, Options{Level: Secrets})
+	check := func(got string) {
+		t.Helper()
+		for _, gone := range []string{"4f3c2b1a0e9d8c7b6a5f", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "ZmFrZSBrZXkgbWF0ZXJpYWw"} {
+			if strings.Contains(got, gone) {
+				t.Errorf("%q remains in\n%s", gone, got)
+			}
+		}
+		for _, kept := range []string{`"private_key_id": "[REDACTED:gcp]"`, `"private_key": "[REDACTED:pem]`, "acme-prod.iam.gserviceaccount.com"} {
+			if !strings.Contains(got, kept) {
+				t.Errorf("%q missing in\n%s", kept, got)
+			}
+		}
+	}
+	check(r.String(file))
+	s := r.NewStream()
+	var out []string
+	for _, l := range strings.Split(file, "\n") {
+		rec := vibekit.Record{StreamData: l}
+		s.Record(&rec)
+		out = append(out, rec.StreamData)
+	}
+	check(strings.Join(out, "\n"))
+	var v map[string]any
+	if err := json.Unmarshal([]byte(file), &v); err != nil {
+		t.Fatal(err)
+	}
+	rec := vibekit.Record{Metadata: json.RawMessage(file)}
+	r.Record(&rec)
+	if !strings.Contains(string(rec.Metadata), `"private_key": "[REDACTED:pem]`) || !strings.Contains(string(rec.Metadata), `"private_key_id": "[REDACTED:gcp]"`) || strings.Contains(string(rec.Metadata), "MIIEvQ") {
+		t.Errorf("metadata: %s", rec.Metadata)
+	}
+}
+
+// TestTrimCut drops a cut line's last word, which may start a secret.
+func TestTrimCut(t *testing.T) {
+	for in, want := range map[string]string{
+		"export KEY=sk-proj-Ab3dE":  "export ",
+		`{"k":"glpat-abc`:           `{"k":"`,
+		"ends at a space ":          "ends at a space ",
+		"sk-proj-Ab3dEf6hIj9kLm2nO": "",
+		strings.Repeat("Z", 2000):   strings.Repeat("Z", 2000),
+	} {
+		if got := TrimCut(in); got != want {
+			t.Errorf("TrimCut(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -46,14 +46,48 @@ func (r *Redactor) find(s string, ms []match, st *pemState) []match {
 	}
 	text := s[from:]
 	n := len(ms)
+	ms = r.scan(text, ms, st)
+	if hidesASCII(text) {
+		// A secret inside JSON text may be escaped in part ("\u0073k-",
+		// "https:\/\/"): look at the text unescaped too, and redact the
+		// escaped text it came from. (An escape next to a secret, as in
+		// "\nsk-...", is a word boundary: see boundary.)
+		if u, ok := unescape(text); ok {
+			for _, m := range r.scan(u.text, nil, nil) {
+				ms = append(ms, match{u.start[m.start], u.end[m.end-1], m.kind})
+			}
+		}
+	}
+	if from > 0 {
+		for i := n; i < len(ms); i++ {
+			ms[i].start += from
+			ms[i].end += from
+		}
+	}
+	return ms
+}
+
+// scan appends the secrets in text to ms: the built-in kinds of r's level,
+// then r's patterns.
+func (r *Redactor) scan(text string, ms []match, st *pemState) []match {
 	if r.level != None {
-		ms = scanDash(text, ms, st)
-		ms = scanUnderscore(text, ms)
-		ms = scanJWT(text, ms)
-		ms = scanAWS(text, ms)
-		ms = scanURLPassword(text, ms)
+		has := markersOf(text)
+		for k := range len(triggers) {
+			if has&(1<<k) != 0 {
+				ms = scanTrigger(text, triggers[k], ms, st)
+			}
+		}
+		if has&markerJ != 0 {
+			ms = scanJWT(text, ms)
+		}
+		ms = scanAnchored(text, ms, has) // after the others: a known kind wins over bearer
+		if has&markerAt != 0 {
+			ms = scanURLPassword(text, ms)
+			if r.level == All {
+				ms = scanEmail(text, ms)
+			}
+		}
 		if r.level == All {
-			ms = scanEmail(text, ms)
 			ms = scanCards(text, ms)
 		}
 	}
@@ -67,13 +101,45 @@ func (r *Redactor) find(s string, ms []match, st *pemState) []match {
 			}
 		}
 	}
-	if from > 0 {
-		for i := n; i < len(ms); i++ {
-			ms[i].start += from
-			ms[i].end += from
-		}
-	}
 	return ms
+}
+
+// The marker bytes the scanners search for, as bits: the triggers first
+// (bit k for triggers[k]), then the anchors (bit len(triggers)+k for
+// anchors[k]), then 'J' (JWTs) and '@' (URL passwords, addresses).
+const (
+	markerJ   = 1 << (len(triggers) + len(anchors))
+	markerAt  = markerJ << 1
+	markerAll = markerAt<<1 - 1
+)
+
+var markerBit = func() (t [256]uint16) {
+	for k := range len(triggers) {
+		t[triggers[k]] |= 1 << k
+	}
+	for k := range len(anchors) {
+		t[anchors[k]] |= 1 << (len(triggers) + k)
+	}
+	t['J'] |= markerJ
+	t['@'] |= markerAt
+	return t
+}()
+
+// shortText is the length under which one look at every byte, to learn
+// which markers a text holds, costs less than a byte search per marker.
+const shortText = 64
+
+// markersOf returns the bits of the marker bytes in s; for a long s, all
+// of them (each scanner's own byte search is then the cheaper look).
+func markersOf(s string) uint16 {
+	if len(s) >= shortText {
+		return markerAll
+	}
+	var has uint16
+	for i := 0; i < len(s); i++ {
+		has |= markerBit[s[i]]
+	}
+	return has
 }
 
 // apply replaces the matches in s. Overlapping matches merge. Text inside
@@ -81,7 +147,8 @@ func (r *Redactor) find(s string, ms []match, st *pemState) []match {
 // back to the text around the markers, so that redacting twice changes
 // nothing.
 func apply(s string, ms []match) string {
-	slices.SortFunc(ms, func(a, b match) int { return a.start - b.start })
+	// Stable: of matches that start together, the first found names the kind.
+	slices.SortStableFunc(ms, func(a, b match) int { return a.start - b.start })
 	markers := markersIn(s)
 	var b strings.Builder
 	b.Grow(len(s))
@@ -145,8 +212,11 @@ func isAlnum(c byte) bool {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // boundary reports whether a token may start at s[i]: it is not the middle
-// of a word.
-func boundary(s string, i int) bool { return i == 0 || !isAlnum(s[i-1]) }
+// of a word. A JSON escape before it ("\n", "\u003c") ends the word
+// before, as in the text of a JSON line that was not decoded.
+func boundary(s string, i int) bool {
+	return i == 0 || !isAlnum(s[i-1]) || escapeBefore(s, i)
+}
 
 // span returns the end of the run of bytes from i that ok accepts, and
 // whether the run holds a digit and a letter.
@@ -166,52 +236,6 @@ func base62(c byte) bool     { return isAlnum(c) }
 func patChar(c byte) bool    { return isAlnum(c) || c == '_' }
 func slackChar(c byte) bool  { return isAlnum(c) || c == '-' }
 func upperDigit(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'Z' }
-
-// scanDash finds the secrets marked by a '-': sk-… (openai), sk-ant-…
-// (anthropic), xoxb-… (slack) and -----BEGIN … PRIVATE KEY----- blocks.
-func scanDash(s string, ms []match, st *pemState) []match {
-	for i := 0; i < len(s); {
-		j := strings.IndexByte(s[i:], '-')
-		if j < 0 {
-			break
-		}
-		i += j
-		next := i + 1
-		switch {
-		case strings.HasPrefix(s[i:], "-----BEGIN "):
-			if m, ok := pemBlock(s, i, st); ok {
-				ms = append(ms, m)
-				next = m.end
-			} else {
-				next = i + 5
-			}
-		case i >= 2 && s[i-2] == 's' && s[i-1] == 'k' && boundary(s, i-2):
-			body, min, kind := i+1, minOpenAI, KindOpenAI
-			if strings.HasPrefix(s[body:], "ant-") {
-				body, min, kind = body+4, minAnthropic, KindAnthropic
-			}
-			end, digit, letter := span(s, body, keyChar)
-			if end-body >= min && digit && letter {
-				ms = append(ms, match{i - 2, end, kind})
-				next = end
-			}
-		case i >= 4 && s[i-4:i-1] == "xox" && strings.IndexByte("abprs", s[i-1]) >= 0 && boundary(s, i-4):
-			end, digit, _ := span(s, i+1, slackChar)
-			if end-(i+1) >= minSlack && digit {
-				ms = append(ms, match{i - 4, end, KindSlack})
-				next = end
-			}
-		default:
-			// Skip the rest of a run of dashes ("---", "--flag"): only its
-			// first dash can start a BEGIN line, only its last end a prefix.
-			for next+1 < len(s) && s[next] == '-' && s[next+1] == '-' {
-				next++
-			}
-		}
-		i = next
-	}
-	return ms
-}
 
 // pemBlock matches a private key block starting at s[i] ("-----BEGIN ").
 // Without its END line it runs to the end of s, and st (if any) is told to
@@ -238,33 +262,6 @@ func pemBlock(s string, i int, st *pemState) (match, bool) {
 	return match{i, len(s), KindPEM}, true
 }
 
-// scanUnderscore finds GitHub tokens: ghp_/gho_/ghu_/ghs_/ghr_ and
-// github_pat_.
-func scanUnderscore(s string, ms []match) []match {
-	for i := 0; i < len(s); {
-		j := strings.IndexByte(s[i:], '_')
-		if j < 0 {
-			break
-		}
-		i += j
-		next := i + 1
-		switch {
-		case i >= 3 && s[i-3] == 'g' && s[i-2] == 'h' && strings.IndexByte("pousr", s[i-1]) >= 0 && boundary(s, i-3):
-			if end, _, _ := span(s, i+1, base62); end-(i+1) >= minGitHub {
-				ms = append(ms, match{i - 3, end, KindGitHub})
-				next = end
-			}
-		case i >= 6 && s[i-6:i] == "github" && strings.HasPrefix(s[i:], "_pat_") && boundary(s, i-6):
-			if end, _, _ := span(s, i+5, patChar); end-(i+5) >= minGitHubPAT {
-				ms = append(ms, match{i - 6, end, KindGitHub})
-				next = end
-			}
-		}
-		i = next
-	}
-	return ms
-}
-
 // scanJWT finds JSON Web Tokens: base64url header and payload, both JSON
 // objects (so both start "eyJ"), and a signature, joined by dots.
 func scanJWT(s string, ms []match) []match {
@@ -285,29 +282,6 @@ func scanJWT(s string, ms []match) []match {
 					ms = append(ms, match{start, sig, KindJWT})
 					next = sig
 				}
-			}
-		}
-		i = next
-	}
-	return ms
-}
-
-// scanAWS finds access key ids: AKIA (or ASIA for temporary ones) and
-// exactly 16 upper-case letters or digits. It looks for "IA", which text
-// holds far less often than the 'A' the prefixes start with.
-func scanAWS(s string, ms []match) []match {
-	for i := 2; i < len(s); {
-		j := strings.Index(s[i:], "IA")
-		if j < 0 {
-			break
-		}
-		i += j
-		next := i + 2
-		if start := i - 2; s[start] == 'A' && (s[start+1] == 'K' || s[start+1] == 'S') && boundary(s, start) {
-			end, _, _ := span(s, i+2, upperDigit)
-			if end-start == 4+lenAWS && (end == len(s) || !isAlnum(s[end])) {
-				ms = append(ms, match{start, end, KindAWS})
-				next = end
 			}
 		}
 		i = next

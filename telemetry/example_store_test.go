@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/vibekit/vibekit-pipe/redact"
 	"github.com/vibekit/vibekit-pipe/telemetry"
 )
 
@@ -92,4 +93,33 @@ func ExampleStore() {
 	//   codex: 1 events (25%)
 	// user-456 has 1 event(s)
 	// deleted 1 event(s)
+}
+
+// Records are redacted before they are written, as vibekit-pipe redacts
+// them; Config.Redact chooses how (here: also a kind of one's own).
+func ExampleConfig_redact() {
+	dir, _ := os.MkdirTemp("", "telemetry-example")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+
+	ticket, _ := redact.ParsePattern(`ticket=TICKET-[0-9]{8}`)
+	db, err := telemetry.Open(telemetry.Config{
+		Path:   filepath.Join(dir, "telemetry.db"),
+		Redact: &redact.Options{Level: redact.Secrets, Patterns: []redact.NamedPattern{ticket}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer db.Close()
+	err = db.InsertEvent(ctx, telemetry.Record{SessionID: "s", EventType: telemetry.EventStream, AgentType: "claude",
+		StreamData: "curl -H 'Authorization: Bearer Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5' for TICKET-20481234"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	events, _ := db.GetEvents(ctx, telemetry.QueryFilter{})
+	fmt.Println(events[0].StreamData)
+	// Output:
+	// curl -H 'Authorization: Bearer [REDACTED:bearer]' for [REDACTED:ticket]
 }

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/redact"
 	"github.com/vibekit/vibekit-pipe/rotate"
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
@@ -106,6 +107,13 @@ type Config struct {
 	// program can tell its user; the open goes on waiting until the lock
 	// frees, as the pipe's does.
 	Waiting func()
+
+	// Redact is what is redacted from every record before it is written,
+	// as vibekit-pipe's --redact, --redact-pattern and --hash-field do. nil
+	// means the pipe's default, redact.Secrets (API keys, tokens, private
+	// keys, passwords in URLs); &redact.Options{Level: redact.None} turns
+	// redaction off.
+	Redact *redact.Options
 }
 
 func (c Config) withDefaults() Config {
@@ -131,6 +139,7 @@ func (c Config) withDefaults() Config {
 // database file and its directory are created on first use, not by Open.
 type Store struct {
 	cfg Config
+	red *redact.Redactor // nil: nothing to redact
 
 	mu     sync.RWMutex // writers and Close hold it; readers share it
 	db     *sqlite.DB
@@ -144,7 +153,19 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.PruneDays < 0 {
 		return nil, fmt.Errorf("telemetry: PruneDays is %d; want 0 (off) or more", cfg.PruneDays)
 	}
-	return &Store{cfg: cfg}, nil
+	ro := redact.Options{Level: redact.Secrets}
+	if cfg.Redact != nil {
+		ro = *cfg.Redact
+	}
+	red, err := redact.New(ro)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: redact: %w", err)
+	}
+	st := &Store{cfg: cfg}
+	if red.Enabled() {
+		st.red = red
+	}
+	return st, nil
 }
 
 // Path is the database file's path.
@@ -277,9 +298,21 @@ func (s *Store) InsertBatch(ctx context.Context, records []Record) error {
 	}
 	b := &vibekit.Batch{Records: make([]Record, len(records))}
 	now := s.cfg.Now().UnixMilli()
+	var streams map[string]*redact.Stream // by session: a key printed over several events
 	for i, r := range records {
 		if err := checkRecord(&r, now); err != nil {
 			return fmt.Errorf("telemetry: record %d: %w", i, err)
+		}
+		if s.red != nil {
+			if streams == nil {
+				streams = map[string]*redact.Stream{}
+			}
+			st := streams[r.SessionID]
+			if st == nil {
+				st = s.red.NewStream()
+				streams[r.SessionID] = st
+			}
+			st.Record(&r)
 		}
 		b.Records[i] = r
 	}

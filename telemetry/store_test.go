@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/vibekit/vibekit-pipe/redact"
 	"github.com/vibekit/vibekit-pipe/rotate"
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
@@ -513,4 +515,85 @@ func TestStore_OpenWaitsForLock(t *testing.T) {
 	if err := other.QueryRow(`SELECT count(*) FROM telemetry WHERE sessionId = 's'`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("rows = %d, %v; want 1", n, err)
 	}
+}
+
+// TestStore_Redacts checks that the library redacts what it writes as
+// vibekit-pipe does, by default: a key in every field and in metadata, a
+// private key whose lines are several events of a session (through
+// InsertBatch and through the Tracker), and that Redact turns it off or
+// changes it.
+func TestStore_Redacts(t *testing.T) {
+	ctx := context.Background()
+	key := "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
+	pemLines := []string{"-----BEGIN RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo", "-----END RSA PRIVATE KEY-----"}
+	stored := func(t *testing.T, s *Store) string {
+		t.Helper()
+		got, err := s.GetEvents(ctx, QueryFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(got)
+		return string(b)
+	}
+	t.Run("InsertBatch", func(t *testing.T) {
+		s := MustOpen(t, Config{})
+		recs := []Record{{SessionID: "s", EventType: EventStart, AgentType: "claude", Prompt: "use " + key, RepoURL: "https://u:hunter2@git.example.com/r",
+			Metadata: json.RawMessage(`{"env":{"OPENAI_API_KEY":"` + key + `"}}`)}}
+		for _, l := range pemLines {
+			recs = append(recs, Record{SessionID: "s", EventType: EventStream, AgentType: "claude", StreamData: l})
+		}
+		if err := s.InsertBatch(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		out := stored(t, s)
+		for _, gone := range []string{"Ab3dEf6hIj9", "hunter2", "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo"} {
+			if strings.Contains(out, gone) {
+				t.Errorf("%q stored: %s", gone, out)
+			}
+		}
+		if !strings.Contains(out, "use [REDACTED:openai]") {
+			t.Errorf("no marker: %s", out)
+		}
+	})
+	t.Run("Tracker", func(t *testing.T) {
+		tr, err := NewTracker(Config{Path: filepath.Join(t.TempDir(), "t.db"), Now: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		if err := tr.TrackStart(ctx, Event{SessionID: "s", AgentType: "codex", Prompt: key}); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range pemLines {
+			if err := tr.TrackStream(ctx, Event{SessionID: "s", AgentType: "codex", StreamData: l}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tr.TrackError(ctx, Event{SessionID: "s", AgentType: "codex", Error: "401 for " + key, Metadata: map[string]any{"token": key}}); err != nil {
+			t.Fatal(err)
+		}
+		out := stored(t, tr.Store())
+		for _, gone := range []string{"Ab3dEf6hIj9", "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo"} {
+			if strings.Contains(out, gone) {
+				t.Errorf("%q stored: %s", gone, out)
+			}
+		}
+		if strings.Count(out, "[REDACTED:pem]") != 3 || strings.Count(out, "[REDACTED:openai]") != 3 {
+			t.Errorf("markers: %s", out)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		s := MustOpen(t, Config{Redact: &redact.Options{Level: redact.None}})
+		if err := s.InsertEvent(ctx, Record{SessionID: "s", EventType: EventStart, AgentType: "claude", Prompt: key}); err != nil {
+			t.Fatal(err)
+		}
+		if out := stored(t, s); !strings.Contains(out, key) {
+			t.Errorf("redacted with redaction off: %s", out)
+		}
+	})
+	t.Run("hash without a key", func(t *testing.T) {
+		if _, err := Open(Config{Redact: &redact.Options{HashFields: []string{"sessionId"}}}); !errors.Is(err, redact.ErrNoHashKey) {
+			t.Errorf("err = %v, want ErrNoHashKey", err)
+		}
+	})
 }

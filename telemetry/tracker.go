@@ -14,6 +14,7 @@ import (
 	"time"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
+	"github.com/vibekit/vibekit-pipe/redact"
 )
 
 // Event is what a track call records. Each call uses the fields the guide
@@ -80,6 +81,7 @@ type Tracker struct {
 // are written in order.
 type buffer struct {
 	mu     sync.Mutex
+	red    *redact.Stream // nil: nothing to redact
 	recs   []Record
 	oldest time.Time
 	gone   bool // taken out of the tracker's map: look it up again
@@ -208,6 +210,9 @@ func (t *Tracker) stream(ctx context.Context, e Event) error {
 		if len(b.recs) == 0 {
 			b.oldest = t.now()
 		}
+		if b.red != nil {
+			b.red.Record(&rec) // in order, under b.mu: a key may span events
+		}
 		b.recs = append(b.recs, rec)
 		t.buffered.Add(1)
 		if len(b.recs) >= t.size {
@@ -233,6 +238,9 @@ func (t *Tracker) buffer(session, agent string) (*buffer, error) {
 	b := agents[agent]
 	if b == nil {
 		b = &buffer{}
+		if t.store.red != nil {
+			b.red = t.store.red.NewStream()
+		}
 		agents[agent] = b
 	}
 	return b, nil
@@ -244,6 +252,9 @@ func (t *Tracker) lifecycle(ctx context.Context, kind EventType, e Event) error 
 	rec, err := t.record(kind, e)
 	if err != nil {
 		return t.fail(err, 1)
+	}
+	if t.store.red != nil {
+		t.store.red.Record(&rec)
 	}
 	if err := t.store.ensureOpen(); err != nil {
 		return t.fail(err, 1)

@@ -274,15 +274,16 @@ func (a *agent) stream(source string) *redact.Stream {
 	return s
 }
 
-// redactRecord redacts a record decoded from JSON: each one stands alone.
+// redactRecord redacts a row that stands alone, not a line of an input: the
+// start and end rows the pipe writes itself, a map program's last records.
 func (a *agent) redactRecord(rec *vibekit.Record) {
 	if a.red != nil {
 		a.red.Record(rec)
 	}
 }
 
-// redactText redacts a row made of a plain-text line of source, in the
-// context of the lines before it.
+// redactText redacts a row made of a line of source (plain text or a
+// record), in the context of the lines before it.
 func (a *agent) redactText(rec *vibekit.Record, source string) {
 	if a.red != nil {
 		a.stream(source).Record(rec)
@@ -341,7 +342,7 @@ func (p *pipe) agentLine(l *reader.Line, source string, now time.Time) {
 	}
 	p.ag.pending = res.pending
 	var rs *redact.Stream
-	if res.text && p.ag.red != nil {
+	if p.ag.red != nil { // a private key may come a line per record, too
 		rs = p.ag.stream(source)
 	}
 	for i, rec := range res.recs {

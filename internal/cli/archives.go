@@ -73,7 +73,7 @@ func listArchives(ctx context.Context, e *env, db string) error {
 	for _, a := range as {
 		m, err := a.Meta()
 		if err != nil {
-			fmt.Fprintf(e.stderr, "vibekit: %v\n", err)
+			fmt.Fprintf(e.stderr, "vibekit: %s\n", termText(err.Error())) // names come from the directory
 			bad = append(bad, a.Name)
 			continue
 		}

@@ -65,7 +65,7 @@ Examples:
 						buf = vibekit.AppendString(buf, p)
 					}
 					buf = append(buf, "]}\n"...)
-					fmt.Fprintf(e.stderr, "vibekit: check %s: %s\n", file, problems[0])
+					fmt.Fprintf(e.stderr, "vibekit: check %s: %s\n", termText(file), termText(problems[0]))
 				}
 				w.Write(buf)
 			}

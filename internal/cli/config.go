@@ -20,7 +20,7 @@ var settingNames = map[string]bool{
 	"db": true, "stream-batch-size": true, "stream-flush-interval-ms": true, "enable-indexes": true,
 	"max-line-bytes": true, "session": true, "agent": true, "mode": true, "prompt": true,
 	"sandbox-id": true, "repo-url": true, "quiet": true, "stats": true, "jq-timeout": true,
-	"timeout": true, "user-key": true, "prices": true, "timezone": true,
+	"timeout": true, "user-key": true, "prices": true, "timezone": true, "spreadsheet-safe": true,
 	"max-size-mb": true, "prune-days": true, "max-archive-mb": true,
 	"follow": true, "fifo": true, "from-end": true, "poll": true, "poll-interval": true, "rotate-wait": true,
 	// --print-preset is an action, not a setting: no config key.

@@ -32,6 +32,7 @@ func newDumpCommand(e *env) *ffcli.Command {
 	ff.register(fs, true)
 	ff.registerSearch(fs)
 	out.register(fs)
+	fs.BoolVar(&out.spreadsheetSafe, "spreadsheet-safe", false, "with --format csv, prefix a ' to cells that start with = + - @ tab or CR, so that a spreadsheet does not run them as formulas (the output no longer re-imports byte for byte)")
 	ar.register(fs)
 	addConfigFlag(fs)
 	return &ffcli.Command{
@@ -47,6 +48,12 @@ are null.
 --format ndjson (the default) prints one object per line; json one array;
 csv RFC 4180 with a header row; table aligned columns for people, with
 values cut to the terminal's width ($COLUMNS when not on a terminal).
+Tables show control characters of the data as escapes (\x1b, \u009b).
+
+--format csv is byte-exact, so that import reads it back as it was. A CSV
+for a spreadsheet is safer with --spreadsheet-safe (VIBEKIT_SPREADSHEET_SAFE):
+a cell that starts with =, +, -, @, a tab or a CR gets a leading ', so that
+the spreadsheet shows it as text instead of running it as a formula.
 
 --jq runs a jq program on each record in-process and prints its outputs,
 one per line (or as one array with --format json); a program that does not
@@ -62,6 +69,7 @@ Examples:
   vibekit telemetry dump --agent claude --agent codex --from "1 hour ago" --order desc --limit 100
   vibekit telemetry dump --contains "rate limit" --metadata user.id=42
   vibekit telemetry dump --format csv > telemetry.csv
+  vibekit telemetry dump --format csv --spreadsheet-safe > for-excel.csv
   vibekit telemetry dump --format table --fields sessionId,eventType,timestamp
   vibekit telemetry dump --exclude streamData
   vibekit telemetry dump --source /var/log/app.ndjson --source stdin
@@ -73,7 +81,12 @@ Examples:
 			if len(args) > 0 {
 				return usageErrorf("dump: unexpected argument %q", args[0])
 			}
-			if err := applySettings(fs, "db", "jq-timeout", "max-archive-mb"); err != nil {
+			if out.spreadsheetSafe && out.format != "csv" {
+				// Given on the command line; from the environment or a
+				// config file it applies to CSV only.
+				return usageErrorf("--spreadsheet-safe is for --format csv, not %s", out.format)
+			}
+			if err := applySettings(fs, "db", "jq-timeout", "max-archive-mb", "spreadsheet-safe"); err != nil {
 				return err
 			}
 			filter, err := ff.filter(e.now())
@@ -121,6 +134,7 @@ Examples:
 // recordFlags choose how records are printed: --format, --fields, --exclude.
 type recordFlags struct {
 	format, fields, exclude string
+	spreadsheetSafe         bool // csv only; dump has the flag
 }
 
 func (o *recordFlags) register(fs *flag.FlagSet) {
@@ -133,7 +147,7 @@ func (o *recordFlags) printer(e *env) (*recordPrinter, error) {
 	if err := checkRowFormat(o.format); err != nil {
 		return nil, err
 	}
-	p := &recordPrinter{e: e, format: o.format}
+	p := &recordPrinter{e: e, format: o.format, spreadsheetSafe: o.spreadsheetSafe}
 	if o.fields != "" || o.exclude != "" {
 		var err error
 		if p.fields, err = selectColumns(recordColumns, o.fields, o.exclude); err != nil {
@@ -150,6 +164,8 @@ type recordPrinter struct {
 	format string
 	fields []int // indexes into recordColumns; nil for all
 	prog   *jq.Program
+	// spreadsheetSafe neutralises CSV cells a spreadsheet would run.
+	spreadsheetSafe bool
 }
 
 // print prints the records that scan yields.
@@ -157,6 +173,9 @@ func (p *recordPrinter) print(ctx context.Context, scan func(func(*vibekit.Recor
 	var each func(*vibekit.Record) error
 	var buf []byte
 	w := newRowWriter(p.format, p.e.stdout, p.e.tableWidth(), p.e.color())
+	if cw, ok := w.(*csvWriter); ok {
+		cw.spreadsheetSafe = p.spreadsheetSafe
+	}
 	switch jw, isJSON := w.(*jsonWriter); {
 	case p.prog != nil:
 		if err := printJQ(ctx, scan, p.prog, jw); err != nil {

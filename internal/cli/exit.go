@@ -65,7 +65,7 @@ func report(stderr io.Writer, prog string, err error) int {
 		code = ExitUsage
 	}
 	msg := err.Error()
-	fmt.Fprintf(stderr, "%s: %s\n", prog, msg)
+	fmt.Fprintf(stderr, "%s: %s\n", prog, termLines(msg)) // it may quote stored values
 	if code == ExitUsage && !strings.Contains(msg, "--help") {
 		help := prog + " --help"
 		if prog == "vibekit" {

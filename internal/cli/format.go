@@ -222,6 +222,10 @@ func text(v any) string {
 type csvWriter struct {
 	w    *bufio.Writer
 	cols []column
+	// spreadsheetSafe prefixes a ' to text cells that start with = + - @,
+	// a tab or a CR, which spreadsheets run as formulas (OWASP's advice for
+	// CSV injection). Numbers stay as they are: they cannot be formulas.
+	spreadsheetSafe bool
 }
 
 func (c *csvWriter) header(cols []column) error {
@@ -239,6 +243,9 @@ func (c *csvWriter) row(vals []any) error {
 			c.w.WriteByte(',')
 		}
 		s := text(v)
+		if c.spreadsheetSafe && formulaStart(v, s) {
+			s = "'" + s
+		}
 		if !strings.ContainsAny(s, ",\"\r\n") {
 			c.w.WriteString(s)
 			continue
@@ -252,6 +259,16 @@ func (c *csvWriter) row(vals []any) error {
 }
 
 func (c *csvWriter) close() error { return c.w.Flush() }
+
+// formulaStart reports whether a spreadsheet would take the cell s (the
+// text of v) for a formula.
+func formulaStart(v any, s string) bool {
+	switch v.(type) {
+	case int64, int, float64, nil:
+		return false
+	}
+	return s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0
+}
 
 // tableSample is how many rows a table reads to size its columns; later
 // rows are cut to those widths, so memory stays bounded.
@@ -292,7 +309,7 @@ func (t *tableWriter) row(vals []any) error {
 func (t *tableWriter) flushSample() error {
 	t.widths = make([]int, len(t.cols))
 	for i, c := range t.cols {
-		t.widths[i] = displayWidth(c.name)
+		t.widths[i] = displayWidth(termText(c.name))
 	}
 	for _, cells := range t.sample {
 		for i, s := range cells {
@@ -302,7 +319,7 @@ func (t *tableWriter) flushSample() error {
 	fitWidths(t.widths, t.width)
 	names := make([]string, len(t.cols))
 	for i, c := range t.cols {
-		names[i] = c.name
+		names[i] = termText(c.name) // a query's column names come from its SQL
 	}
 	if err := t.line(names, true); err != nil {
 		return err
@@ -380,7 +397,7 @@ func (t *tableWriter) close() error {
 }
 
 // tableEscaper shows line breaks and tabs in table cells as escapes, so that
-// a row stays on one line.
+// a row stays on one line; termText escapes the other controls.
 var tableEscaper = strings.NewReplacer("\r\n", `\n`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
 
 func tableCell(v any, kind colKind) string {
@@ -397,13 +414,7 @@ func tableCell(v any, kind colKind) string {
 	case []byte:
 		return "x'" + hex.EncodeToString(v) + "'"
 	}
-	s := tableEscaper.Replace(text(v))
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return '�'
-		}
-		return r
-	}, s)
+	return termText(tableEscaper.Replace(text(v)))
 }
 
 // cut shortens s to w columns, ending it with "…" if anything was cut.

@@ -23,6 +23,7 @@ import (
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/batch"
 	"github.com/vibekit/vibekit-pipe/reader"
+	"github.com/vibekit/vibekit-pipe/redact"
 	"github.com/vibekit/vibekit-pipe/rotate"
 	"github.com/vibekit/vibekit-pipe/sqlite"
 )
@@ -528,7 +529,7 @@ func (p *pipe) handle(l *reader.Line, now time.Time) {
 		p.m.skipped++
 	case kind == vibekit.LineRecord:
 		p.m.rows++
-		p.ag.redactRecord(&rec)
+		p.ag.redactText(&rec, source) // a private key may come a line per record
 		p.b.AddRecordAt(rec, source, linePos(l), now)
 	case kind == vibekit.LineReject:
 		p.reject(l, err.Error(), now)
@@ -555,6 +556,9 @@ func (p *pipe) reject(l *reader.Line, reason string, now time.Time) {
 	rej := vibekit.Reject{
 		Source: l.Source, Line: l.Num, Offset: l.Offset, Length: l.Length,
 		Reason: reason, Raw: vibekit.ValidUTF8(l.Data), Time: now.UnixMilli(),
+	}
+	if l.Overlong && int64(len(l.Data)) < l.Length {
+		rej.Raw = redact.TrimCut(rej.Raw) // the cut may have left a secret's start
 	}
 	p.ag.redactReject(&rej, lineSource(l))
 	p.b.AddReject(rej, now)

@@ -23,6 +23,10 @@ type canaryEntry struct {
 	printed string
 }
 
+// contextKinds are secrets only after their name: the canary's value holds
+// both, and the secret is the part after its last space.
+var contextKinds = map[string]bool{"bearer": true, "basic-auth": true, "aws-secret": true}
+
 func readCanary(t *testing.T) (text string, entries []canaryEntry) {
 	t.Helper()
 	b, err := os.ReadFile("../../testdata/redact/canary.txt")
@@ -38,6 +42,8 @@ func readCanary(t *testing.T) (text string, entries []canaryEntry) {
 		}
 		e := canaryEntry{secret: f[0] == "secret", kind: f[1], values: []string{f[2]}, printed: f[3]}
 		switch {
+		case contextKinds[e.kind] && e.secret:
+			e.values = []string{f[2][strings.LastIndexByte(f[2], ' ')+1:]}
 		case e.kind == "pem":
 			e.values, e.printed = nil, ""
 			for i++; i < len(lines); i++ {
@@ -222,7 +228,8 @@ func TestRedaction_Canary(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"openai", "anthropic", "aws", "github", "slack", "jwt", "pem", "url-password", "email", "card", "custom", "sha", "uuid"} {
+	for _, k := range []string{"openai", "anthropic", "aws", "github", "slack", "jwt", "pem", "url-password", "email", "card", "custom", "sha", "uuid",
+		"stripe", "gitlab", "gcp", "huggingface", "npm", "pypi", "sendgrid", "twilio", "slack-webhook", "bearer", "basic-auth", "aws-secret"} {
 		if !kinds[k] {
 			t.Errorf("the canary has no %s entry", k)
 		}
@@ -268,5 +275,67 @@ func TestRedaction_HashField(t *testing.T) {
 	b2, _ := os.ReadFile(db)
 	if bytes.Contains(append(b, b2...), []byte("alice@corp")) {
 		t.Error("a hashed value remains in the database")
+	}
+}
+
+// TestRedaction_AcrossLines stores what a line-by-line look cannot see: a
+// private key whose lines are the streamData of several records, a key
+// JSON-escaped inside a rejected line, and a key that the cut of an
+// overlong line (kept for its reject) leaves too short to recognise.
+func TestRedaction_AcrossLines(t *testing.T) {
+	pipeBin, _ := programs(t)
+	db := filepath.Join(t.TempDir(), "t.db")
+	rec := func(data string) string {
+		b, _ := json.Marshal(map[string]any{"sessionId": "k", "eventType": "stream", "streamData": data})
+		return string(b)
+	}
+	key := "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
+	// A line over the limit is cut to its first 64 KiB: 11 bytes of the key.
+	pad := strings.Repeat("x", 64<<10-12) + " "
+	in := strings.Join([]string{
+		rec("-----BEGIN OPENSSH PRIVATE KEY-----"),
+		rec("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW"),
+		rec("QyNTUxOQAAACBRmFrZSBrZXkgbWF0ZXJpYWwgZm9yIGEgdGVzdCBvbmx5AAAAJGFrZXk="),
+		rec("-----END OPENSSH PRIVATE KEY-----"),
+		rec("after the key"),
+		`{"sessionId":"k","eventType":"bogus","streamData":"\u0073k-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"}`,
+		pad + key + " " + strings.Repeat("y", 1<<20),
+	}, "\n") + "\n"
+	cmd := exec.Command(pipeBin, "--db", db, "--quiet")
+	cmd.Stdin = strings.NewReader(in)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var stored []string
+	for _, r := range readRows(t, db) {
+		stored = append(stored, r.Data)
+	}
+	conn, err := sql.Open("sqlite3", "file:"+db+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rows, err := conn.Query(`SELECT raw FROM vk_rejects ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rejects []string
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		rejects = append(rejects, s)
+	}
+	rows.Close()
+	all := strings.Join(stored, "\n") + strings.Join(rejects, "\n")
+	for _, gone := range []string{"b3BlbnNzaC1rZXktdjE", "QyNTUxOQAAACBRmFrZSBr", key[:11], `\u0073k-proj`} {
+		if strings.Contains(all, gone) {
+			t.Errorf("%q is stored", gone)
+		}
+	}
+	if got := strings.Join(stored, "|"); got != "[REDACTED:pem]|[REDACTED:pem]|[REDACTED:pem]|[REDACTED:pem]|after the key" {
+		t.Errorf("rows %q", got)
+	}
+	if len(rejects) != 2 || !strings.Contains(rejects[0], `"streamData":"[REDACTED:openai]"`) || !strings.HasPrefix(rejects[1], "xxxx") {
+		t.Errorf("rejects %.200q", rejects)
 	}
 }

@@ -107,20 +107,21 @@ Examples:
 	}
 }
 
-func writeSessionText(w *bufio.Writer, s *vibekit.SessionSummary) {
-	mode := s.Mode
+func writeSessionText(bw *bufio.Writer, s *vibekit.SessionSummary) {
+	w := termWriter{bw} // stored values are escaped below; this catches any other
+	mode := termText(s.Mode)
 	if mode == "" {
 		mode = "(none)"
 	}
-	fmt.Fprintf(w, "Session: %s\n", s.SessionID)
-	fmt.Fprintf(w, "Agent: %s\n", s.AgentType)
+	fmt.Fprintf(w, "Session: %s\n", termText(s.SessionID))
+	fmt.Fprintf(w, "Agent: %s\n", termText(s.AgentType))
 	fmt.Fprintf(w, "Mode: %s\n", mode)
 	fmt.Fprintf(w, "Start: %s\n", time.UnixMilli(s.StartTime).Format("2006-01-02 15:04:05"))
 	fmt.Fprintf(w, "End: %s\n", time.UnixMilli(s.EndTime).Format("2006-01-02 15:04:05"))
 	fmt.Fprintf(w, "Duration: %s (%d ms)\n", formatDuration(s.Duration), s.Duration)
 	fmt.Fprintf(w, "Events: %s\n", formatCount(s.EventCount))
 	fmt.Fprintf(w, "Errors: %s\n", formatCount(s.ErrorCount))
-	fmt.Fprintf(w, "Status: %s\n", s.Status)
+	fmt.Fprintf(w, "Status: %s\n", termText(s.Status))
 	if u := s.AgentUsage; u != (vibekit.AgentUsage{}) {
 		fmt.Fprintf(w, "Cost: $%.4f\n", u.CostUSD)
 		fmt.Fprintf(w, "Tokens: %s in, %s out\n", formatCount(u.InputTokens), formatCount(u.OutputTokens))
@@ -130,6 +131,6 @@ func writeSessionText(w *bufio.Writer, s *vibekit.SessionSummary) {
 		writeIgnored(w, u.IgnoredValues)
 	}
 	if s.Tools != "" {
-		fmt.Fprintf(w, "Tools: %s\n", strings.ReplaceAll(s.Tools, ",", ", "))
+		fmt.Fprintf(w, "Tools: %s\n", termText(strings.ReplaceAll(s.Tools, ",", ", ")))
 	}
 }

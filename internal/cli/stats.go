@@ -209,6 +209,7 @@ func writeJSONLine(w io.Writer, v any) {
 //	Event Types: start 56, stream 1,120, end 55, error 3
 //	Pruned: 20,000 events, 12 rejects, 2 archives; last 2024-01-31 (older than 2024-01-01)
 func writeStatsText(w io.Writer, s *vibekit.Stats, width int) {
+	w = termWriter{w} // stored values are escaped below; this catches any other
 	fmt.Fprintf(w, "Total Events: %s\n", formatCount(s.TotalEvents))
 	fmt.Fprintf(w, "Sessions: %s\n", formatCount(s.Sessions))
 	fmt.Fprintf(w, "Agents: %s\n", formatShares(s.Agents))
@@ -257,7 +258,7 @@ func formatShares(shares []vibekit.Share) string {
 	}
 	parts := make([]string, len(shares))
 	for i, sh := range shares {
-		v := sh.Value
+		v := termText(sh.Value)
 		if v == "" {
 			v = "(none)"
 		}
@@ -279,8 +280,10 @@ func formatPercent(f float64) string {
 func writeBars(w io.Writer, buckets []vibekit.Bucket, width int) {
 	labelW, countW := 0, 0
 	var most int64
-	for _, b := range buckets {
-		labelW = max(labelW, len(b.Label))
+	labels := make([]string, len(buckets))
+	for i, b := range buckets {
+		labels[i] = termText(b.Label)
+		labelW = max(labelW, len(labels[i]))
 		countW = max(countW, len(formatCount(b.Events)))
 		most = max(most, b.Events)
 	}
@@ -288,7 +291,7 @@ func writeBars(w io.Writer, buckets []vibekit.Bucket, width int) {
 	if width > 0 {
 		room = max(10, min(60, width-labelW-countW-4))
 	}
-	for _, b := range buckets {
+	for i, b := range buckets {
 		n := 0
 		if most > 0 {
 			n = int(math.Round(float64(b.Events) / float64(most) * float64(room)))
@@ -296,7 +299,7 @@ func writeBars(w io.Writer, buckets []vibekit.Bucket, width int) {
 				n = 1
 			}
 		}
-		fmt.Fprintf(w, "%-*s  %s%s  %*s\n", labelW, b.Label, strings.Repeat("█", n), strings.Repeat(" ", room-n), countW, formatCount(b.Events))
+		fmt.Fprintf(w, "%-*s  %s%s  %*s\n", labelW, labels[i], strings.Repeat("█", n), strings.Repeat(" ", room-n), countW, formatCount(b.Events))
 	}
 }
 
@@ -338,7 +341,7 @@ func writeAgentUsage(w io.Writer, s *vibekit.Stats) {
 	list := func(shares []vibekit.Share, format string) string {
 		var parts []string
 		for _, sh := range shares {
-			parts = append(parts, fmt.Sprintf(format, sh.Value, formatCount(sh.Events)))
+			parts = append(parts, fmt.Sprintf(format, termText(sh.Value), formatCount(sh.Events)))
 		}
 		if len(parts) == 0 {
 			return ""
