@@ -158,3 +158,35 @@ func onlyFile(t *testing.T, dir, suffix string) string {
 	}
 	return files[0]
 }
+
+// TestUsage_TableEscapesStoredText: a session id, project and model from the
+// store are hostile text; the table shows their control characters escaped.
+func TestUsage_TableEscapesStoredText(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "t.db")
+	in := filepath.Join(dir, "in.ndjson")
+	line := `{"sessionId":"s\u001b]52;c;ZXZpbA==\u0007","eventType":"stream","agentType":"claude","metadata":` +
+		`{"tokens":{"model":"m\u001b[31mred","input":5,"output":7,"project":"/p\u009b2J"}},"timestamp":1796000000000}` + "\n"
+	if err := os.WriteFile(in, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(in)
+	defer f.Close()
+	if code := RunPipe(context.Background(), []string{"--db", db, "--quiet"}, f, &bytes.Buffer{}, &bytes.Buffer{}); code != 0 {
+		t.Fatalf("vibekit-pipe: exit %d", code)
+	}
+	code, out, errs := runVibekit(t, "telemetry", "usage", "session", "--db", db, "--format", "table", "--by", "project", "--breakdown")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, bad := range []string{"\x1b", "\x07", "\u009b"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("the table holds %q raw:\n%s", bad, out)
+		}
+	}
+	for _, want := range []string{`s\x1b]52;c;ZXZpbA==\x07`, `m\x1b[31mred`, `/p\u009b2J`, "Unpriced"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the table lacks %q:\n%s", want, out)
+		}
+	}
+}
