@@ -25,10 +25,10 @@ type SessionSummary struct {
 
 // AgentUsage is what the agent presets (and a command vibekit-pipe runs)
 // record of agent runs, summed over rows, from the rows' metadata:
-//   - CostUSD: total_cost_usd of end and error rows (claude's result);
-//   - InputTokens: usage.input_tokens of end and error rows, with claude's
-//     usage.cache_creation_input_tokens and cache_read_input_tokens (codex
-//     counts cached tokens in input_tokens); OutputTokens: usage.output_tokens;
+//   - CostUSD, InputTokens (cached ones included), OutputTokens: as the
+//     usage package counts metadata.tokens (each API call once, running
+//     totals by their increases), where the readers put it in; the store's
+//     own sums of end and error rows (total_cost_usd, usage) otherwise;
 //   - Turns: num_turns of end and error rows (claude), or one per
 //     turn.completed or turn.failed row (codex);
 //   - ToolCalls: tool_use rows (claude) and completed tool items (codex:

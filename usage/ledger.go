@@ -127,6 +127,8 @@ type Ledger struct {
 	// reported holds the sessions with an agent's running total: their
 	// per-call entries (a transcript of the same run) are not counted again.
 	reported map[sessionKey]bool
+	// models holds the first model each session's usage named.
+	models map[sessionKey]string
 }
 
 type sessionKey struct{ agent, session string }
@@ -149,7 +151,7 @@ func NewLedger(p *Prices) *Ledger {
 		p = DefaultPrices()
 	}
 	return &Ledger{prices: p, seen: map[uint64]struct{}{}, strings: map[string]string{}, totals: map[scopeKey]running{},
-		reported: map[sessionKey]bool{}, lookups: map[string]lookup{}}
+		reported: map[sessionKey]bool{}, lookups: map[string]lookup{}, models: map[sessionKey]string{}}
 }
 
 // Add counts e, in the order the agent wrote it.
@@ -190,20 +192,38 @@ func (l *Ledger) Add(e Entry) {
 	}
 	item := Item{Agent: e.Agent, Session: e.Session, Project: e.Project, Model: e.Model, Time: e.Time,
 		Tokens: e.Tokens, Cost: e.Cost, Flagged: e.Flagged, reported: e.Scope != ""}
-	p, seen := l.lookups[e.Model]
-	if !seen {
-		p.price, _, p.ok = l.prices.Lookup(e.Model)
-		l.lookups[e.Model] = p
+	if e.Model != "" {
+		if _, ok := l.models[sessionKey{e.Agent, e.Session}]; !ok {
+			l.models[sessionKey{e.Agent, e.Session}] = e.Model
+		}
 	}
-	switch price, ok := p.price, p.ok; {
+	switch {
 	case e.HasCost:
 		item.Source = CostAgent
-	case ok:
-		item.Cost, item.Source = price.Cost(e.Tokens), CostComputed
+	case e.Model == "":
+		item.Source = costPending // priced by Items, with its session's model
 	default:
-		item.Cost, item.Source = 0, CostUnpriced
+		l.price(&item)
 	}
 	l.items = append(l.items, item)
+}
+
+// costPending marks an item whose model is not known yet: a Codex stream
+// names none, but its session's rollout file, read by another run, does.
+const costPending CostSource = ""
+
+// price computes its cost from the table, or marks it unpriced.
+func (l *Ledger) price(it *Item) {
+	p, seen := l.lookups[it.Model]
+	if !seen {
+		p.price, _, p.ok = l.prices.Lookup(it.Model)
+		l.lookups[it.Model] = p
+	}
+	if p.ok {
+		it.Cost, it.Source = p.price.Cost(it.Tokens), CostComputed
+	} else {
+		it.Cost, it.Source = 0, CostUnpriced
+	}
 }
 
 func (l *Ledger) intern(s string) string {
@@ -224,6 +244,12 @@ func (l *Ledger) Items() []Item {
 	for _, it := range l.items {
 		if !it.reported && l.reported[sessionKey{it.Agent, it.Session}] {
 			continue
+		}
+		if it.Source == costPending {
+			// Usage that named no model takes the model its session named
+			// anywhere, in any source (the Mapper fills it within one run).
+			it.Model = l.models[sessionKey{it.Agent, it.Session}]
+			l.price(&it)
 		}
 		out = append(out, it)
 	}

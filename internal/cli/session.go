@@ -86,6 +86,9 @@ Examples:
 			if err != nil {
 				return err
 			}
+			if err := summarizeUsage(ctx, store.Scan, []vibekit.SessionSummary{*s}, s); err != nil {
+				return err
+			}
 			if events {
 				return p.print(ctx, func(fn func(*vibekit.Record) error) error {
 					return store.Scan(ctx, vibekit.Filter{SessionIDs: []string{id}}, fn)

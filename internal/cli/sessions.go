@@ -9,6 +9,7 @@ import (
 
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/sqlite"
+	"github.com/vibekit/vibekit-pipe/usage"
 )
 
 // sessionColumns are the fields of a session summary, as NDJSON prints them.
@@ -62,6 +63,30 @@ func orNull[T comparable](v T) any {
 	return v
 }
 
+// summarizeUsage puts the usage accounting (package usage: each API call
+// once, running totals by their increases) into the sessions' cost and
+// tokens; with one set, into *one as well.
+func summarizeUsage(ctx context.Context, scan scanFunc, list []vibekit.SessionSummary, one *vibekit.SessionSummary) error {
+	if len(list) == 0 {
+		return nil
+	}
+	f := vibekit.Filter{}
+	if len(list) <= 100 {
+		for i := range list {
+			f.SessionIDs = append(f.SessionIDs, list[i].SessionID)
+		}
+	}
+	items, err := usage.Collect(ctx, usage.ScanFunc(scan), nil, f)
+	if err != nil {
+		return err
+	}
+	usage.Summarize(list, items)
+	if one != nil {
+		one.AgentUsage = list[0].AgentUsage
+	}
+	return nil
+}
+
 func newSessionsCommand(e *env) *ffcli.Command {
 	fs := flag.NewFlagSet("vibekit telemetry sessions", flag.ContinueOnError)
 	var (
@@ -101,8 +126,9 @@ otherwise.
 
 Then what the agent presets (vibekit-pipe --preset claude, codex, gemini) and a
 command run by vibekit-pipe record, null where the session has none of it:
-costUsd (claude's total_cost_usd), inputTokens (cached ones included) and
-outputTokens, turns, toolCalls, failedCommands (tool calls and commands that
+costUsd, inputTokens (cached ones included) and outputTokens as "usage"
+counts them (each API call once, an agent's running totals by their
+increases; empty when only unpriced models were used), turns, toolCalls, failedCommands (tool calls and commands that
 failed: an is_error tool result, a non-zero exit code) and tools (the tools
 called, comma-separated).
 
@@ -151,8 +177,10 @@ Examples:
 					return err
 				}
 			}
+			var scan scanFunc
 			if ar.archives {
 				err = ar.merged(ctx, e, db, filter, sessionsSummary, sessions(mergedFilter(filter)))
+				scan = ar.scanner(e, db)
 			} else {
 				var store *sqlite.DB
 				if store, err = sqlite.OpenReadOnly(db); err != nil {
@@ -160,6 +188,10 @@ Examples:
 				}
 				defer store.Close()
 				err = sessions(filter)(store)
+				scan = store.Scan
+			}
+			if err == nil {
+				err = summarizeUsage(ctx, scan, list, nil)
 			}
 			if err != nil {
 				return err

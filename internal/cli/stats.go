@@ -19,6 +19,7 @@ import (
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/rotate"
 	"github.com/vibekit/vibekit-pipe/sqlite"
+	"github.com/vibekit/vibekit-pipe/usage"
 )
 
 func newStatsCommand(e *env) *ffcli.Command {
@@ -115,6 +116,26 @@ Examples:
 			}
 			if err != nil {
 				return err
+			}
+			if st, ok := v.(*vibekit.Stats); ok {
+				scan := ar.scanner(e, db)
+				if !ar.archives {
+					store, err := sqlite.OpenReadOnly(db)
+					if err != nil {
+						return err
+					}
+					defer store.Close()
+					scan = store.Scan
+				}
+				// Cost and tokens from the usage accounting: each API call
+				// once, running totals by their increases.
+				// Rows after --to never count; those before --from may be the
+				// earlier figures of a running total that grows within it.
+				items, err := usage.Collect(ctx, usage.ScanFunc(scan), nil, vibekit.Filter{SessionIDs: filter.SessionIDs, AgentTypes: filter.AgentTypes, To: filter.To})
+				if err != nil {
+					return err
+				}
+				usage.Total(&st.AgentUsage, items, filter.From, filter.To)
 			}
 			w := bufio.NewWriter(e.stdout)
 			switch {

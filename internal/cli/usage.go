@@ -209,7 +209,7 @@ Examples:
 				scan = store.Scan
 			}
 			report := func(w io.Writer) error {
-				items, err := usageItems(ctx, scan, table, vibekit.Filter{SessionIDs: sessions, AgentTypes: agents})
+				items, err := usage.Collect(ctx, usage.ScanFunc(scan), table, vibekit.Filter{SessionIDs: sessions, AgentTypes: agents})
 				if err != nil {
 					return errf("usage", err)
 				}
@@ -278,41 +278,6 @@ func liveReport(ctx context.Context, e *env, interval time.Duration, table bool,
 		case <-t.C:
 		}
 	}
-}
-
-// usageItems reads the rows that carry usage, with the projects of their
-// sessions' start rows, and counts them in a ledger.
-func usageItems(ctx context.Context, scan scanFunc, prices *usage.Prices, f vibekit.Filter) ([]usage.Item, error) {
-	// A stream's usage rows carry no project: their session's start row
-	// names its working directory.
-	projects := map[string]string{}
-	sf := f
-	sf.EventTypes = []vibekit.EventType{vibekit.EventStart}
-	sf.HasMetadata = []string{"cwd"}
-	err := scan(ctx, sf, func(r *vibekit.Record) error {
-		var m struct {
-			Cwd string `json:"cwd"`
-		}
-		if json.Unmarshal(r.Metadata, &m) == nil && m.Cwd != "" {
-			projects[r.AgentType+"\x00"+r.SessionID] = m.Cwd
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	l := usage.NewLedger(prices)
-	f.MetadataOnly = usage.MetadataKey
-	err = scan(ctx, f, func(r *vibekit.Record) error {
-		for _, en := range usage.FromRecord(r) {
-			if en.Project == "" {
-				en.Project = projects[r.AgentType+"\x00"+r.SessionID]
-			}
-			l.Add(en)
-		}
-		return nil
-	})
-	return l.Items(), err
 }
 
 // usageMemoryLimit is the Go heap's soft limit while a report runs.
