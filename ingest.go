@@ -26,6 +26,15 @@ type Checkpoint struct {
 	Offset      int64  // byte position after the last line of the batch
 	Line        int64  // lines read so far
 	Size        int64  // the file's size when read, for lag
+	// Birth is the file's birth time (statx), Unix ns; 0 if the file
+	// system does not keep one. It tells a new file at a reused inode
+	// from the old one even when their first bytes are the same.
+	Birth int64
+	// Gone marks a file that can no longer be found, whose loss was reported.
+	Gone bool
+	// Release gives up this process's claim of the file (see vk_claims) in
+	// the transaction that commits its last position.
+	Release bool
 }
 
 // SourceKey is the checkpoint's identity: Key, or Source when Key is empty.
@@ -50,6 +59,7 @@ type Batch struct {
 	RecordSources []string
 	Rejects       []Reject
 	Checkpoints   []Checkpoint
+	Warnings      []Warning // committed with the checkpoints they concern
 	Lines         int64 // input lines the batch accounts for
 	Bytes         int64 // their bytes
 	Skipped       int64 // blank lines, and lines a mapping dropped
@@ -65,5 +75,6 @@ func (b *Batch) Reset() {
 	b.RecordSources = b.RecordSources[:0]
 	b.Rejects = b.Rejects[:0]
 	b.Checkpoints = b.Checkpoints[:0]
+	b.Warnings = b.Warnings[:0]
 	b.Lines, b.Bytes, b.Skipped = 0, 0, 0
 }

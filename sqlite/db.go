@@ -61,8 +61,9 @@ type DB struct {
 	insertConn *sqlite3.SQLiteConn
 	sourceIDs  map[string]int64 // committed vk_sources ids by key
 	ckpt       *checkpointer
-	runID      int64     // this process's vk_runs row, once committed
-	held       *heldFile // the file's descriptor, held while the DB is open (see holdFile)
+	runID      int64      // this process's vk_runs row, once committed
+	held       *heldFile  // the file's descriptor, held while the DB is open (see holdFile)
+	claimer    claimOwner // this process in vk_claims, set on first use
 }
 
 // Open opens the database at path for writing, creating it (0600) and its
@@ -97,7 +98,7 @@ func Open(path string, opts Options) (*DB, error) {
 	// One connection: a process writes through one, and SQLite serialises
 	// writers anyway. It keeps per-connection pragmas in force.
 	sqldb.SetMaxOpenConns(1)
-	db := &DB{Path: path, db: sqldb, now: opts.Now, sourceIDs: map[string]int64{}, held: h}
+	db := &DB{Path: path, db: sqldb, now: opts.Now, sourceIDs: map[string]int64{}, held: h, claimer: newClaimOwner()}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -196,6 +197,11 @@ func fileURI(path, params string) string {
 // Close closes the database. With WAL, the last connection to close
 // checkpoints and removes the WAL file.
 func (db *DB) Close() error {
+	var cerr error
+	if !db.readOnly && db.claimer.id != "" {
+		// Whatever this process still claims is let go, after its last commit.
+		cerr = db.ReleaseClaims(context.Background())
+	}
 	if db.ckpt != nil {
 		db.ckpt.close()
 		db.ckpt = nil
@@ -208,6 +214,9 @@ func (db *DB) Close() error {
 	err := db.db.Close()
 	if rerr := db.held.release(); err == nil {
 		err = rerr
+	}
+	if err == nil {
+		err = cerr
 	}
 	db.held = nil
 	return err
