@@ -60,9 +60,9 @@ type Batch struct {
 	Rejects       []Reject
 	Checkpoints   []Checkpoint
 	Warnings      []Warning // committed with the checkpoints they concern
-	Lines         int64 // input lines the batch accounts for
-	Bytes         int64 // their bytes
-	Skipped       int64 // blank lines, and lines a mapping dropped
+	Lines         int64     // input lines the batch accounts for
+	Bytes         int64     // their bytes
+	Skipped       int64     // blank lines, and lines a mapping dropped
 }
 
 // Len is the number of rows the batch writes.
