@@ -544,7 +544,10 @@ func (st *followState) findMissing() error {
 			}
 			byDir[dir] = ids
 		}
-		if path, ok := ids[s.id]; ok && st.tails[s.id] == nil && !st.exclude[path] {
+		if st.tails[s.id] != nil {
+			continue // open: another process's to read, or told from it
+		}
+		if path, ok := ids[s.id]; ok && !st.exclude[path] {
 			t, err := st.openTail(path, false)
 			if err != nil {
 				st.warn(fmt.Errorf("follow %s: %w", path, err))
