@@ -119,7 +119,9 @@ func TestFollow_ClaimedFile(t *testing.T) {
 		waitWarningRow(t, db, "claim "+path)
 
 		r3 := startPipe(t, nil, nil, w.args(db, "--follow", path)...)
-		waitUntil(t, func() string { return fmt.Sprintf("a second claim report; got %q; stderr:\n%s", warningRows(t, db), r3.stderr) }, func() bool {
+		waitUntil(t, func() string {
+			return fmt.Sprintf("a second claim report; got %q; stderr:\n%s", warningRows(t, db), r3.stderr)
+		}, func() bool {
 			return slices.Equal(warningRows(t, db), []string{"claim " + path + " <nil>", "claim " + path + " <nil>"})
 		})
 		appendLines(t, path, lines("a", 11, 10)...)
