@@ -229,6 +229,7 @@ type tail struct {
 	startLen int64     // its size then, for FromEnd
 	scanned  bool      // seen by the scan in progress
 	seenAt   time.Time // when a scan last found it at its path
+	lookedAt time.Time // when it was last looked at
 	birth    int64     // Unix ns; 0 if unknown
 
 	claimed   bool      // this process holds its claim
@@ -463,7 +464,7 @@ func (st *followState) rescan() error {
 		t.scanned = false
 	}
 	for _, t := range rotated {
-		st.findRotated(t)
+		st.findRotated(t, t.seenAt)
 	}
 	if st.lookAll {
 		// The scan compared the sizes of the files it found; look at the
@@ -478,23 +479,24 @@ func (st *followState) rescan() error {
 	return st.watch(dirs)
 }
 
-// findRotated looks beside a file that left its followed path for files
-// that were at that path only between two looks: when files rotate faster
+// findRotated looks beside a file that left its followed path, or was
+// truncated, for files the patterns may not name: when files rotate faster
 // than they are looked at, the file that came after t may have been renamed
-// away (out of the patterns) already. Such a file is unknown, named after
-// t's path (app.log.1, app.log-20260101) and born after t was last seen
-// there; it is read like a rotated file. (One deleted already is out of
-// reach: nothing tells that it existed.)
-func (st *followState) findRotated(t *tail) {
+// away (out of the patterns) already; a copytruncate copy holds what t held
+// unread. Such a file is unknown, named after t's path (app.log.1,
+// app.log-20260101) and born after since, when t was last seen as it was;
+// it is read like a rotated file, or as the copy it is. (One deleted
+// already is out of reach: nothing tells that it existed.)
+func (st *followState) findRotated(t *tail, seen time.Time) {
 	dir, base := filepath.Dir(t.path), filepath.Base(t.path)
-	since := t.seenAt.Add(-bornMargin).UnixNano()
+	since := seen.Add(-bornMargin).UnixNano()
 	for _, name := range readNames(dir) {
 		if len(name) <= len(base) || !strings.HasPrefix(name, base) || compressed(name) {
 			continue
 		}
 		path := filepath.Join(dir, name)
 		fi, err := os.Lstat(path)
-		if err != nil || !fi.Mode().IsRegular() || st.exclude[path] || st.tails[idOf(fi)] != nil {
+		if err != nil || !fi.Mode().IsRegular() || st.exclude[path] || st.tails[idOf(fi)] != nil || len(st.byID[idOf(fi)]) > 0 {
 			continue
 		}
 		if b := birthAt(path); b == 0 || b < since {
@@ -990,6 +992,8 @@ func (st *followState) lookAt(t *tail) error {
 		return nil
 	}
 	size, now := fi.Size(), st.now()
+	lastLook := t.lookedAt
+	t.lookedAt = now
 	if nlinkOf(fi) == 0 && t.s != nil {
 		t.s.deleted = true
 	}
@@ -1034,6 +1038,9 @@ func (st *followState) lookAt(t *tail) error {
 		name := s.name
 		st.unhold(t)
 		st.truncatedStream(s, old)
+		if old > s.offset && !lastLook.IsZero() {
+			st.findRotated(t, lastLook) // a copy outside the patterns holds the rest
+		}
 		st.hold(t, st.newStream(t, name, 0))
 		head, _ := st.head(t, FingerprintSize)
 		t.s.fp, t.readPos, t.grew = head, 0, now

@@ -622,11 +622,13 @@ func TestFollower_InodeReusedWithSameStart(t *testing.T) {
 	})
 }
 
-// reuseInode creates path with data at inode ino, freed just before: the
-// file system hands a freed inode to a file created next (ext4 does).
+// reuseInode creates path with data at inode ino, freed just before: ext4
+// hands the lowest free inode of the directory's group to the next file, so
+// creating files until one gets it does (other processes free inodes too,
+// hence many tries).
 func reuseInode(t *testing.T, dir, path string, ino uint64, data string) {
 	t.Helper()
-	for i := range 50 {
+	for i := range 10000 {
 		tmp := filepath.Join(dir, fmt.Sprintf(".reuse%d", i))
 		if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
@@ -643,7 +645,7 @@ func reuseInode(t *testing.T, dir, path string, ino uint64, data string) {
 			return
 		}
 	}
-	t.Fatalf("the file system did not hand inode %d to a new file in 50 tries", ino)
+	t.Fatalf("the file system did not hand inode %d to a new file in 10000 tries", ino)
 }
 
 // A file renamed out of the pattern while the follower was stopped is found
@@ -725,6 +727,34 @@ func TestFollower_TruncatedUnreadIsAGap(t *testing.T) {
 		}
 		if w.Offset != read || w.Bytes != fi.Size()-read {
 			t.Errorf("gap at %d of %d bytes, want at %d of %d", w.Offset, w.Bytes, read, fi.Size()-read)
+		}
+	})
+}
+
+// copytruncate with lines unread, the copy outside the pattern: the copy is
+// found beside the file and the unread lines are read from it, once.
+func TestFollower_CopyTruncateOutsideThePattern(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "app.log")
+		appendLines(t, path, numbered("line", 1, 100))
+		s := &sink{}
+		start(t, follower(poll, path), s)
+		waitLines(t, s, numbered("line", 1, 100)...)
+		reached, release := gateAt(s, "line-101")
+		appendLines(t, path, numbered("line", 101, 20000))
+		<-reached
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path+".1", data, 0o644)
+		os.Truncate(path, 0)
+		appendLines(t, path, numbered("new", 1, 10))
+		close(release)
+		waitLines(t, s, slices.Concat(numbered("line", 1, 20000), numbered("new", 1, 10))...)
+		if w := s.warnings(); len(w) != 0 {
+			t.Errorf("reports %+v, want none: nothing was lost", w)
 		}
 	})
 }

@@ -213,11 +213,13 @@ func TestFollow_InodeReusedWithSameStartWhileStopped(t *testing.T) {
 	})
 }
 
-// reuseInode creates path with data at inode ino, freed just before: the
-// file system hands a freed inode to a file created next (ext4 does).
+// reuseInode creates path with data at inode ino, freed just before: ext4
+// hands the lowest free inode of the directory's group to the next file, so
+// creating files until one gets it does (other processes free inodes too,
+// hence many tries).
 func reuseInode(t *testing.T, dir, path string, ino uint64, data string) {
 	t.Helper()
-	for i := range 50 {
+	for i := range 10000 {
 		tmp := filepath.Join(dir, fmt.Sprintf(".reuse%d", i))
 		if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
@@ -232,7 +234,7 @@ func reuseInode(t *testing.T, dir, path string, ino uint64, data string) {
 			return
 		}
 	}
-	t.Fatalf("the file system did not hand inode %d to a new file in 50 tries", ino)
+	t.Fatalf("the file system did not hand inode %d to a new file in 10000 tries", ino)
 }
 
 // Files renamed out of the pattern while the pipe was stopped are read on;
