@@ -277,6 +277,12 @@ func (db *DB) migrate(enableIndexes bool) error {
 			return err
 		}
 		if err := db.inTx(context.Background(), func(tx *sql.Tx) error {
+			// Another process may have applied it since user_version was
+			// read: ALTER TABLE cannot run twice.
+			var now int
+			if err := tx.QueryRow(`PRAGMA user_version`).Scan(&now); err != nil || now >= m.version {
+				return err
+			}
 			if _, err := tx.Exec(string(body)); err != nil {
 				return fmt.Errorf("migration %s: %w", m.name, err)
 			}
