@@ -15,6 +15,11 @@ import (
 func (db *DB) Sources(ctx context.Context) ([]vibekit.SourceState, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT key, name, kind, dev, ino, fingerprint, offset, line, size, birth, gone, updated
 		FROM vk_sources ORDER BY name, id`)
+	if err != nil && strings.Contains(err.Error(), "no such column") {
+		// A database of an earlier version, opened read-only.
+		rows, err = db.db.QueryContext(ctx, `SELECT key, name, kind, dev, ino, fingerprint, offset, line, size, NULL, 0, updated
+			FROM vk_sources ORDER BY name, id`)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read sources: %w", err)
 	}
