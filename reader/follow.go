@@ -52,12 +52,18 @@ const fullLookEvery = 5 * time.Second
 // file resumes at its committed checkpoint (Known): committed with the rows,
 // that makes every line stored exactly once.
 //
-// A file is identified by device and inode plus a fingerprint of its first
-// bytes. A rotated or deleted file is read to its end and kept open for
-// RotateWait after it last grew, for late writes; then an unfinished last
-// line is emitted as it is and the file is let go. Partial lines of files
-// still followed are held until completed, so checkpoints fall on line
-// boundaries.
+// A file is identified by device and inode, its birth time where the file
+// system keeps one, and a fingerprint of its first bytes. A rotated or
+// deleted file is read to its end and kept open for RotateWait after it last
+// grew, for late writes; then an unfinished last line is emitted as it is and
+// the file is let go. Partial lines of files still followed are held until
+// completed, so checkpoints fall on line boundaries.
+//
+// Where exactly once cannot be kept (bytes truncated before they were read, a
+// NUL hole, a file gone while stopped, a file read again whose checkpoint was
+// deleted, a file another process claims) a Mark line with Warn set says so,
+// to be committed with the position it concerns: never a silent loss or
+// repeat.
 type Follower struct {
 	Patterns []string // paths or globs; relative ones are taken from the working directory
 	MaxLine  int      // DefaultMaxLine if <= 0
