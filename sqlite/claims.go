@@ -47,6 +47,7 @@ func (db *DB) owner() claimOwner { return db.claimer }
 func (db *DB) Claim(ctx context.Context, path string, dev, ino uint64) (cps []vibekit.Checkpoint, takenFrom string, err error) {
 	me := db.owner()
 	file := claimFile(dev, ino)
+	db.claimedAny.Store(true)
 	err = retryBusy(BusyTimeout, func() error {
 		cps, takenFrom = nil, ""
 		return db.inTx(ctx, func(tx *sql.Tx) error {

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -61,9 +62,10 @@ type DB struct {
 	insertConn *sqlite3.SQLiteConn
 	sourceIDs  map[string]int64 // committed vk_sources ids by key
 	ckpt       *checkpointer
-	runID      int64      // this process's vk_runs row, once committed
-	held       *heldFile  // the file's descriptor, held while the DB is open (see holdFile)
-	claimer    claimOwner // this process in vk_claims, set on first use
+	runID      int64       // this process's vk_runs row, once committed
+	held       *heldFile   // the file's descriptor, held while the DB is open (see holdFile)
+	claimer    claimOwner  // this process in vk_claims
+	claimedAny atomic.Bool // a claim was made: Close lets go of them
 }
 
 // Open opens the database at path for writing, creating it (0600) and its
@@ -198,7 +200,7 @@ func fileURI(path, params string) string {
 // checkpoints and removes the WAL file.
 func (db *DB) Close() error {
 	var cerr error
-	if !db.readOnly && db.claimer.id != "" {
+	if db.claimedAny.Load() {
 		// Whatever this process still claims is let go, after its last commit.
 		cerr = db.ReleaseClaims(context.Background())
 	}
