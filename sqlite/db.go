@@ -62,10 +62,11 @@ type DB struct {
 	insertConn *sqlite3.SQLiteConn
 	sourceIDs  map[string]int64 // committed vk_sources ids by key
 	ckpt       *checkpointer
-	runID      int64       // this process's vk_runs row, once committed
-	held       *heldFile   // the file's descriptor, held while the DB is open (see holdFile)
-	claimer    claimOwner  // this process in vk_claims
-	claimedAny atomic.Bool // a claim was made: Close lets go of them
+	runID      int64        // this process's vk_runs row, once committed
+	held       *heldFile    // the file's descriptor, held while the DB is open (see holdFile)
+	claimer    claimOwner   // this process in vk_claims
+	claimedAny atomic.Bool  // a claim was made: Close lets go of them
+	lastBeat   atomic.Int64 // Unix ms of the last renewal of the claims
 }
 
 // Open opens the database at path for writing, creating it (0600) and its

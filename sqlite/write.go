@@ -74,6 +74,9 @@ func (db *DB) Commit(ctx context.Context, b *vibekit.Batch) (time.Duration, erro
 				}
 			}
 		}
+		if err := tx.renewClaims(); err != nil {
+			return err
+		}
 		if err := tx.insertWarnings(b.Warnings); err != nil {
 			return err
 		}
@@ -241,6 +244,20 @@ func (tx *rawTx) insertSpans(b *vibekit.Batch, firstID int64) error {
 		}
 		i = j
 	}
+	return nil
+}
+
+// renewClaims renews this process's claims with a commit, when they are
+// due, so that a busy follower needs no transaction of its own for it.
+func (tx *rawTx) renewClaims() error {
+	now := tx.db.now().UnixMilli()
+	if !tx.db.claimedAny.Load() || now-tx.db.lastBeat.Load() < heartbeatDue.Milliseconds() {
+		return nil
+	}
+	if err := tx.exec(`UPDATE vk_claims SET heartbeat = ? WHERE owner = ?`, now, tx.db.claimer.id); err != nil {
+		return fmt.Errorf("renew claims: %w", err)
+	}
+	tx.db.lastBeat.Store(now) // a rollback only makes the next one due sooner
 	return nil
 }
 
