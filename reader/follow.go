@@ -1208,7 +1208,7 @@ func (st *followState) reportLost(now time.Time) error {
 			continue
 		}
 		if n := s.lostEnd - s.offset; n > 0 {
-			detail := fmt.Sprintf("%s was truncated with %d bytes after byte %d not read, and no copy of them was found", s.name, n, s.offset)
+			detail := fmt.Sprintf("%s was truncated with at least %d bytes after byte %d not read, and no copy of them was found", s.name, n, s.offset)
 			at := s.offset
 			s.offset = s.lostEnd
 			if err := st.report(s, vibekit.WarnGap, s.name, at, n, detail); err != nil {
