@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
 )
@@ -80,5 +81,41 @@ func TestDB_Claim(t *testing.T) {
 	first.SQL().QueryRow(`SELECT count(*) FROM vk_claims`).Scan(&n)
 	if n != 0 {
 		t.Errorf("%d claims left after their holder closed", n)
+	}
+}
+
+// A follower that commits renews its claims with its commits.
+func TestDB_ClaimRenewedByCommits(t *testing.T) {
+	ctx := context.Background()
+	now := time.UnixMilli(1_000_000)
+	db, err := Open(filepath.Join(t.TempDir(), "t.db"), Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, _, err := db.Claim(ctx, "/logs/a.log", 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	beat := func() int64 {
+		var ms int64
+		if err := db.SQL().QueryRow(`SELECT heartbeat FROM vk_claims`).Scan(&ms); err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	now = now.Add(heartbeatDue + time.Second)
+	cp := vibekit.Checkpoint{Source: "/logs/a.log", Kind: "file", Dev: 1, Ino: 2, Offset: 5}
+	if _, err := db.Commit(ctx, &vibekit.Batch{Checkpoints: []vibekit.Checkpoint{cp}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := beat(), now.UnixMilli(); got != want {
+		t.Errorf("heartbeat after a commit = %d, want %d", got, want)
+	}
+	now = now.Add(heartbeatDue + time.Second)
+	if err := db.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := beat(), now.UnixMilli(); got != want {
+		t.Errorf("heartbeat of an idle follower = %d, want %d", got, want)
 	}
 }
