@@ -847,6 +847,15 @@ func (st *followState) decide(t *tail) error {
 		if !bytes.HasPrefix(head, s.fp) {
 			continue
 		}
+		if o := st.tails[s.id]; o != nil && o.refused {
+			// A copy of a file another process reads is that process's:
+			// it is asked for again later, as the original is.
+			if t.claimed && st.f.Unclaim != nil {
+				st.f.Unclaim(t.id.dev, t.id.ino)
+			}
+			t.claimed, t.refused, t.claimedAt = false, true, st.now()
+			return nil
+		}
 		if s.holders > 0 {
 			// Its file is still followed, not truncated (yet): t is another
 			// file, unless the original is truncated soon.

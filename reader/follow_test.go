@@ -766,3 +766,54 @@ func TestFollower_CopyTruncateOutsideThePattern(t *testing.T) {
 		}
 	})
 }
+
+// A file another process holds is not read, and neither is its copy
+// (copytruncate): the copy is that process's to read as well.
+func TestFollower_CopyOfAClaimedFile(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "a.log")
+		appendLines(t, path, numbered("line", 1, 100))
+		s := &sink{}
+		stop := start(t, follower(poll, path), s)
+		waitLines(t, s, numbered("line", 1, 100)...)
+		stop()
+		var held syscall.Stat_t
+		syscall.Stat(path, &held)
+		var mu sync.Mutex
+		var unclaimed []uint64
+		f := follower(poll, path+"*")
+		f.Known = s.known()
+		f.Claim = func(p string, dev, ino uint64) ([]vibekit.Checkpoint, string, error) {
+			if ino == held.Ino {
+				return nil, "", fmt.Errorf("%w: by the test", vibekit.ErrClaimed)
+			}
+			return nil, "", nil
+		}
+		f.Unclaim = func(dev, ino uint64) {
+			mu.Lock()
+			defer mu.Unlock()
+			unclaimed = append(unclaimed, ino)
+		}
+		s2 := &sink{}
+		start(t, f, s2)
+		waitWarning(t, s2, vibekit.WarnClaim, path)
+		appendLines(t, path, numbered("line", 101, 110))
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path+".1", data, 0o644)
+		os.Truncate(path, 0)
+		var cp syscall.Stat_t
+		syscall.Stat(path+".1", &cp)
+		waitFor(t, func() string { return "the copy to be given back" }, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Contains(unclaimed, cp.Ino)
+		})
+		if got := s2.data(); len(got) != 0 {
+			t.Errorf("read %d lines of a file another process holds", len(got))
+		}
+	})
+}
