@@ -838,8 +838,10 @@ func (st *followState) decide(t *tail) error {
 		if len(s.fp) == 0 || s.deleted || s.gone || filepath.Dir(s.name) != filepath.Dir(t.path) {
 			continue
 		}
+		o := st.tails[s.id]
+		othersCopy := o != nil && o.refused
 		if len(head) < len(s.fp) {
-			if bytes.HasPrefix(s.fp, head) && (s.holders > 0 || s.truncated) {
+			if bytes.HasPrefix(s.fp, head) && (s.holders > 0 || s.truncated || othersCopy) {
 				maybe = true
 			}
 			continue
@@ -847,7 +849,7 @@ func (st *followState) decide(t *tail) error {
 		if !bytes.HasPrefix(head, s.fp) {
 			continue
 		}
-		if o := st.tails[s.id]; o != nil && o.refused {
+		if othersCopy {
 			// A copy of a file another process reads is that process's:
 			// it is asked for again later, as the original is.
 			if t.claimed && st.f.Unclaim != nil {
