@@ -34,6 +34,15 @@ type Checkpoint struct {
 	Offset      int64  // byte position after the last line of the batch
 	Line        int64  // lines read so far
 	Size        int64  // the file's size when read, for lag
+	// Birth is the file's birth time (statx), Unix ns; 0 if the file
+	// system does not keep one. It tells a new file at a reused inode
+	// from the old one even when their first bytes are the same.
+	Birth int64
+	// Gone marks a file that can no longer be found, whose loss was reported.
+	Gone bool
+	// Release gives up this process's claim of the file (see vk_claims) in
+	// the transaction that commits its last position.
+	Release bool
 }
 
 // SourceKey is the checkpoint's identity: Key, or Source when Key is empty.
@@ -59,9 +68,10 @@ type Batch struct {
 	RecordLines   []LinePos
 	Rejects       []Reject
 	Checkpoints   []Checkpoint
-	Lines         int64 // input lines the batch accounts for
-	Bytes         int64 // their bytes
-	Skipped       int64 // blank lines, and lines a mapping dropped
+	Warnings      []Warning // committed with the checkpoints they concern
+	Lines         int64     // input lines the batch accounts for
+	Bytes         int64     // their bytes
+	Skipped       int64     // blank lines, and lines a mapping dropped
 }
 
 // Len is the number of rows the batch writes.
@@ -75,5 +85,6 @@ func (b *Batch) Reset() {
 	b.RecordLines = b.RecordLines[:0]
 	b.Rejects = b.Rejects[:0]
 	b.Checkpoints = b.Checkpoints[:0]
+	b.Warnings = b.Warnings[:0]
 	b.Lines, b.Bytes, b.Skipped = 0, 0, 0
 }

@@ -173,4 +173,9 @@ type IngestStats struct {
 	FlushesPerSecond float64 `json:"flushesPerSecond"` // over the runs' active time
 	FirstRun         int64   `json:"firstRun"`         // when the first run started, Unix ms
 	LastUpdate       int64   `json:"lastUpdate"`       // the latest commit of any run, Unix ms
+	// What following reported instead of keeping it exactly once (vk_warnings).
+	FollowGaps     int64 `json:"followGaps"`
+	FollowGapBytes int64 `json:"followGapBytes"` // of the gaps of known size
+	FollowRereads  int64 `json:"followRereads"`
+	RefusedClaims  int64 `json:"refusedClaims"`
 }

@@ -65,6 +65,14 @@ func (b *Batcher) AddReject(r vibekit.Reject, now time.Time) {
 	b.cur.Rejects = append(b.cur.Rejects, r)
 }
 
+// AddWarning buffers a report about reading (a gap, a re-read); it is
+// committed with the checkpoint it concerns, and at once.
+func (b *Batcher) AddWarning(w vibekit.Warning, now time.Time) {
+	b.touch(now)
+	b.cur.Warnings = append(b.cur.Warnings, w)
+	b.urgent = true
+}
+
 // CountLine accounts for one input line of n bytes; skipped lines (blank, or
 // dropped by a mapping) are counted here only.
 func (b *Batcher) CountLine(n int64, skipped bool, now time.Time) {

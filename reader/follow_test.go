@@ -31,6 +31,7 @@ type sink struct {
 	mu    sync.Mutex
 	lines []Line
 	cps   map[string]vibekit.Checkpoint
+	warns []vibekit.Warning
 }
 
 func (s *sink) emit(l Line) error {
@@ -44,11 +45,17 @@ func (s *sink) emit(l Line) error {
 	if !l.Mark {
 		s.lines = append(s.lines, l)
 	}
+	if l.Warn != nil {
+		s.warns = append(s.warns, *l.Warn)
+	}
+	if l.Kind == "" {
+		return nil // a report about no position
+	}
 	if s.cps == nil {
 		s.cps = map[string]vibekit.Checkpoint{}
 	}
 	s.cps[l.Key] = vibekit.Checkpoint{Source: l.Source, Key: l.Key, Kind: l.Kind, Dev: l.Dev, Ino: l.Ino,
-		Fingerprint: l.Fingerprint, Offset: l.End, Line: l.Num, Size: l.Size}
+		Fingerprint: l.Fingerprint, Offset: l.End, Line: l.Num, Size: l.Size, Birth: l.Birth, Gone: l.Gone}
 	return nil
 }
 
@@ -477,5 +484,343 @@ func TestFollower_RecreatedWithSameStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitLines(t, s, banner, banner, "new-1", "new-2")
+	})
+}
+
+// warnings returns the reports emitted so far.
+func (s *sink) warnings() []vibekit.Warning {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.warns)
+}
+
+// waitWarning waits for a report of kind about path, and returns it.
+func waitWarning(t *testing.T, s *sink, kind, path string) vibekit.Warning {
+	t.Helper()
+	var w vibekit.Warning
+	waitFor(t, func() string { return fmt.Sprintf("a %s report on %s; got %+v", kind, path, s.warnings()) }, func() bool {
+		for _, x := range s.warnings() {
+			if x.Kind == kind && x.Source == path {
+				w = x
+				return true
+			}
+		}
+		return false
+	})
+	return w
+}
+
+// Files rotated twice between two looks (the follower is held meanwhile),
+// the rotated names outside the pattern: the file that was at the path
+// only in between is found beside it and read.
+func TestFollower_RotationFasterThanLooks(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "app.log")
+		appendLines(t, path, numbered("a", 1, 10))
+		s := &sink{}
+		start(t, follower(poll, path), s)
+		waitLines(t, s, numbered("a", 1, 10)...)
+		reached, release := gateAt(s, "a-11")
+		appendLines(t, path, numbered("a", 11, 20))
+		<-reached
+		// A -> app.log.1; B at app.log; A -> app.log.2, B -> app.log.1; C.
+		os.Rename(path, path+".1")
+		appendLines(t, path, numbered("b", 1, 30))
+		os.Rename(path+".1", path+".2")
+		os.Rename(path, path+".1")
+		appendLines(t, path, numbered("c", 1, 5))
+		close(release)
+		waitLines(t, s, slices.Concat(numbered("a", 1, 20), numbered("b", 1, 30), numbered("c", 1, 5))...)
+	})
+}
+
+// A new file that begins with the same 2 KiB as a followed one, which is
+// still there as it was, is another file: all of its lines are read.
+func TestFollower_SameStartIsNotACopy(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		header := numbered(strings.Repeat("h", 60), 1, 40) // 2.5 KiB
+		a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+		appendLines(t, a, append(slices.Clone(header), "a-1"))
+		s := &sink{}
+		start(t, follower(poll, filepath.Join(dir, "*.log")), s)
+		waitLines(t, s, append(slices.Clone(header), "a-1")...)
+		appendLines(t, b, append(slices.Clone(header), "b-1", "b-2"))
+		waitLines(t, s, slices.Concat(header, header, []string{"a-1", "b-1", "b-2"})...)
+	})
+}
+
+// A writer that is not in append mode goes on at its old offset after the
+// file was truncated: the hole of NULs is skipped and reported, not stored.
+func TestFollower_NULHoleIsAGap(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "app.log")
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644) // not O_APPEND
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		before := strings.Join(numbered("before", 1, 10), "\n") + "\n"
+		f.WriteString(before)
+		s := &sink{}
+		start(t, follower(poll, path), s)
+		waitLines(t, s, numbered("before", 1, 10)...)
+		if err := f.Truncate(0); err != nil { // as copytruncate does
+			t.Fatal(err)
+		}
+		f.WriteString("after-1\n") // at the writer's offset: len(before)
+		waitLines(t, s, append(numbered("before", 1, 10), "after-1")...)
+		w := waitWarning(t, s, vibekit.WarnGap, path)
+		if w.Offset != 0 || w.Bytes != int64(len(before)) {
+			t.Errorf("gap at %d of %d bytes, want at 0 of %d", w.Offset, w.Bytes, len(before))
+		}
+	})
+}
+
+// copytruncate of a file shorter than a copy needs to be told by its first
+// bytes alone: its lines are not read again from the copy.
+func TestFollower_SmallFileCopyTruncate(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "app.log")
+		appendLines(t, path, []string{"x-1", "x-2"})
+		s := &sink{}
+		start(t, follower(poll, path+"*"), s)
+		waitLines(t, s, "x-1", "x-2")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path+".1", data, 0o644)
+		os.Truncate(path, 0)
+		appendLines(t, path, []string{"y-1"})
+		// A line written to the copy comes after any the copy was read for.
+		appendLines(t, path+".1", []string{"z-1"})
+		waitLines(t, s, "x-1", "x-2", "y-1", "z-1")
+	})
+}
+
+// A file deleted, let go, and a new one created at its inode with the same
+// first bytes: the new file is read from its start.
+func TestFollower_InodeReusedWithSameStart(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "app.log")
+		banner := "# app 1.2.3 started; format: time level message; see the docs for details"
+		appendLines(t, path, []string{banner})
+		s := &sink{}
+		f := follower(poll, path)
+		f.RotateWait = 50 * time.Millisecond
+		start(t, f, s)
+		waitLines(t, s, banner)
+		var st syscall.Stat_t
+		syscall.Stat(path, &st)
+		// Without a journal, ext4 holds an inode freed in an earlier second
+		// back for a while: delete, let go and reuse within one second.
+		waitFor(t, func() string { return "the start of a second" }, func() bool { return time.Now().Nanosecond() < 200e6 })
+		os.Remove(path)
+		waitFor(t, func() string { return "the deleted file to be let go" }, func() bool { return !fdOpenTo(path + " (deleted)") })
+		reuseInode(t, dir, path, st.Ino, banner+"\nnew-1\nnew-2\n")
+		waitLines(t, s, banner, banner, "new-1", "new-2")
+	})
+}
+
+// reuseInode creates path with data at inode ino, freed just before: ext4
+// hands the lowest free inode of the directory's group to the next file, so
+// creating files until one gets it does. Other processes free inodes too
+// (files that get lower ones are kept until then), and without a journal
+// ext4 holds a freed inode back for a few seconds (files that get higher
+// ones are removed, and it is asked again a little later).
+func reuseInode(t *testing.T, dir, path string, ino uint64, data string) {
+	t.Helper()
+	began := time.Now()
+	deadline := began.Add(90 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		tmp := filepath.Join(dir, fmt.Sprintf(".reuse%d", i))
+		if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(tmp, &st); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case st.Ino == ino:
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("inode %d reused after %v, %d files", ino, time.Since(began).Round(time.Millisecond), i+1)
+			return
+		case st.Ino > ino:
+			os.Remove(tmp)
+			time.Sleep(20 * time.Millisecond) // polling the file system, not a wait for the follower
+		}
+	}
+	t.Fatalf("the file system did not hand inode %d to a new file within 90s", ino)
+}
+
+// A file renamed out of the pattern while the follower was stopped is found
+// by its identity and read on; one deleted meanwhile is reported as a gap.
+func TestFollower_RenamedAwayWhileStopped(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+		appendLines(t, a, numbered("a", 1, 5))
+		appendLines(t, b, numbered("b", 1, 5))
+		s := &sink{}
+		stop := start(t, follower(poll, a, b), s)
+		waitLines(t, s, slices.Concat(numbered("a", 1, 5), numbered("b", 1, 5))...)
+		stop()
+		appendLines(t, a, numbered("a", 6, 10))
+		os.Rename(a, a+".1")
+		appendLines(t, a, numbered("new-a", 1, 3))
+		appendLines(t, b, numbered("b", 6, 10))
+		os.Remove(b)
+		s2 := &sink{}
+		f := follower(poll, a, b)
+		f.Known = s.known()
+		start(t, f, s2)
+		waitLines(t, s2, slices.Concat(numbered("a", 6, 10), numbered("new-a", 1, 3))...)
+		if w := waitWarning(t, s2, vibekit.WarnGap, b); w.Bytes != -1 || w.Offset != int64(len(strings.Join(numbered("b", 1, 5), "\n"))+1) {
+			t.Errorf("gap of b.log: %+v, want an unknown amount after its checkpoint", w)
+		}
+	})
+}
+
+// A file whose checkpoint was deleted from the store is read again from 0,
+// and that is reported.
+func TestFollower_ForgottenCheckpoint(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "a.log")
+		appendLines(t, path, numbered("a", 1, 5))
+		s := &sink{}
+		stop := start(t, follower(poll, path), s)
+		waitLines(t, s, numbered("a", 1, 5)...)
+		stop()
+		cp := s.known()[0]
+		s2 := &sink{}
+		f := follower(poll, path)
+		f.Forgotten = []vibekit.ForgottenSource{{ID: 7, Checkpoint: cp}}
+		start(t, f, s2)
+		waitLines(t, s2, numbered("a", 1, 5)...)
+		w := waitWarning(t, s2, vibekit.WarnReread, path)
+		if w.Forgotten != 7 || w.Bytes != cp.Offset {
+			t.Errorf("re-read %+v, want %d bytes, settling deleted checkpoint 7", w, cp.Offset)
+		}
+	})
+}
+
+// A file truncated before its lines were read, with no copy: the bytes
+// lost are reported as a gap.
+func TestFollower_TruncatedUnreadIsAGap(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "app.log")
+		appendLines(t, path, numbered("line", 1, 10))
+		s := &sink{}
+		start(t, follower(poll, path), s)
+		waitLines(t, s, numbered("line", 1, 10)...)
+		reached, release := gateAt(s, "line-11")
+		appendLines(t, path, numbered("line", 11, 20000))
+		<-reached
+		fi, _ := os.Stat(path)
+		os.Truncate(path, 0)
+		appendLines(t, path, []string{"new-1"})
+		close(release)
+		waitFor(t, func() string { return "new-1" }, func() bool { return slices.Contains(s.data(), "new-1") })
+		w := waitWarning(t, s, vibekit.WarnGap, path)
+		var read int64
+		for _, l := range s.data() {
+			if strings.HasPrefix(l, "line-") {
+				read += int64(len(l)) + 1
+			}
+		}
+		// The size last seen bounds what is known to be lost: the follower
+		// may have looked while the lines were being appended.
+		if w.Offset != read || w.Bytes <= 0 || w.Bytes > fi.Size()-read {
+			t.Errorf("gap at %d of %d bytes, want at %d of at most %d", w.Offset, w.Bytes, read, fi.Size()-read)
+		}
+	})
+}
+
+// copytruncate with lines unread, the copy outside the pattern: the copy is
+// found beside the file and the unread lines are read from it, once.
+func TestFollower_CopyTruncateOutsideThePattern(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "app.log")
+		appendLines(t, path, numbered("line", 1, 100))
+		s := &sink{}
+		start(t, follower(poll, path), s)
+		waitLines(t, s, numbered("line", 1, 100)...)
+		reached, release := gateAt(s, "line-101")
+		appendLines(t, path, numbered("line", 101, 20000))
+		<-reached
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path+".1", data, 0o644)
+		os.Truncate(path, 0)
+		appendLines(t, path, numbered("new", 1, 10))
+		close(release)
+		waitLines(t, s, slices.Concat(numbered("line", 1, 20000), numbered("new", 1, 10))...)
+		if w := s.warnings(); len(w) != 0 {
+			t.Errorf("reports %+v, want none: nothing was lost", w)
+		}
+	})
+}
+
+// A file another process holds is not read, and neither is its copy
+// (copytruncate): the copy is that process's to read as well.
+func TestFollower_CopyOfAClaimedFile(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "a.log")
+		appendLines(t, path, numbered("line", 1, 100))
+		s := &sink{}
+		stop := start(t, follower(poll, path), s)
+		waitLines(t, s, numbered("line", 1, 100)...)
+		stop()
+		var held syscall.Stat_t
+		syscall.Stat(path, &held)
+		var mu sync.Mutex
+		var unclaimed []uint64
+		f := follower(poll, path+"*")
+		f.Known = s.known()
+		f.Claim = func(p string, dev, ino uint64) ([]vibekit.Checkpoint, string, error) {
+			if ino == held.Ino {
+				return nil, "", fmt.Errorf("%w: by the test", vibekit.ErrClaimed)
+			}
+			return nil, "", nil
+		}
+		f.Unclaim = func(dev, ino uint64) {
+			mu.Lock()
+			defer mu.Unlock()
+			unclaimed = append(unclaimed, ino)
+		}
+		s2 := &sink{}
+		start(t, f, s2)
+		waitWarning(t, s2, vibekit.WarnClaim, path)
+		appendLines(t, path, numbered("line", 101, 110))
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path+".1", data, 0o644)
+		os.Truncate(path, 0)
+		var cp syscall.Stat_t
+		syscall.Stat(path+".1", &cp)
+		waitFor(t, func() string { return "the copy to be given back" }, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Contains(unclaimed, cp.Ino)
+		})
+		if got := s2.data(); len(got) != 0 {
+			t.Errorf("read %d lines of a file another process holds", len(got))
+		}
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+
+	vibekit "github.com/vibekit/vibekit-pipe"
 )
 
 // DefaultMaxLine is the longest line kept whole; longer lines are cut to a
@@ -28,6 +30,13 @@ type Line struct {
 	Length   int64  // the line's full length, before any cut
 	Overlong bool   // longer than the limit: Data holds its start only
 	Partial  bool   // cut off by a stop before its newline arrived
+	// Gap is set on a run of NUL bytes where a line would start (a hole that
+	// a writer not in append mode leaves after a truncation): not a line,
+	// Offset..End are the bytes skipped. A follower reports it.
+	Gap bool
+	// Warn, on a Mark, is a report about reading (a gap, a re-read) to be
+	// committed with the position.
+	Warn *vibekit.Warning
 
 	// Value is what a stage between reading and handling made of the line:
 	// vibekit-pipe decodes lines for its map program as they are read.
@@ -42,6 +51,9 @@ type Origin struct {
 	Dev, Ino    uint64
 	Fingerprint []byte // a file's first bytes; shared between lines, never modified
 	Size        int64  // the file's size when the line was read
+	Birth       int64  // the file's birth time, Unix ns; 0 if unknown
+	Gone        bool   // the file can no longer be found (reported)
+	Release     bool   // the file is let go: its claim ends with this position
 }
 
 var bom = []byte("\xef\xbb\xbf")
@@ -64,6 +76,10 @@ type Splitter struct {
 	longOffset int64
 	longLen    int64
 	inLong     bool
+	// skipNUL makes runs of NUL bytes at a line's start Gap lines; nulLen
+	// counts the run in progress.
+	skipNUL bool
+	nulLen  int64
 }
 
 // NewSplitter reads lines of at most max bytes (DefaultMaxLine if max <= 0)
@@ -83,12 +99,16 @@ func (s *Splitter) Reset(r io.Reader, source string, offset, num int64) {
 	if cap(buf) > 64<<10 {
 		buf = make([]byte, 64<<10)
 	}
-	*s = Splitter{r: r, source: source, max: s.max, buf: buf[:cap(buf)], offset: offset, num: num}
+	*s = Splitter{r: r, source: source, max: s.max, buf: buf[:cap(buf)], offset: offset, num: num, skipNUL: s.skipNUL}
 }
+
+// SkipNUL makes s return a run of NUL bytes where a line would start as a
+// Gap line, instead of as part of a line.
+func (s *Splitter) SkipNUL() { s.skipNUL = true }
 
 // Holding reports whether s holds part of a line: bytes of an unfinished line,
 // or the start of an overlong one being skipped.
-func (s *Splitter) Holding() bool { return s.start < s.end || s.inLong }
+func (s *Splitter) Holding() bool { return s.start < s.end || s.inLong || s.nulLen > 0 }
 
 // Offset is the byte offset after the last line returned.
 func (s *Splitter) Offset() int64 {
@@ -110,6 +130,9 @@ func (s *Splitter) Next() (Line, error) {
 			return line, nil
 		}
 		if s.err != nil {
+			if s.nulLen > 0 { // the run goes on to the end of what there is
+				return s.nulRun(), nil
+			}
 			return Line{}, s.err
 		}
 		s.fill()
@@ -118,6 +141,22 @@ func (s *Splitter) Next() (Line, error) {
 
 // scan looks for a newline in the buffered data.
 func (s *Splitter) scan() (Line, bool) {
+	if s.skipNUL && !s.inLong {
+		// A run of NULs where a line starts: consumed as it comes.
+		if s.nulLen > 0 || s.start < s.end && s.buf[s.start] == 0 {
+			n := 0
+			for s.start+n < s.end && s.buf[s.start+n] == 0 {
+				n++
+			}
+			s.nulLen += int64(n)
+			s.start += n
+			s.offset += int64(n)
+			if s.start == s.end {
+				return Line{}, false
+			}
+			return s.nulRun(), true
+		}
+	}
 	data := s.buf[s.start:s.end]
 	i := bytes.IndexByte(data, '\n')
 	if s.inLong {
@@ -152,6 +191,13 @@ func (s *Splitter) scan() (Line, bool) {
 	line := s.makeLine(data[:i], int64(i+1))
 	s.start += i + 1
 	return line, true
+}
+
+// nulRun returns the run of NULs just consumed as a Gap line.
+func (s *Splitter) nulRun() Line {
+	line := Line{Source: s.source, Num: s.num, Offset: s.offset - s.nulLen, End: s.offset, Length: s.nulLen, Gap: true}
+	s.nulLen = 0
+	return line
 }
 
 // keepOfLong is how much of an overlong line a reject keeps.

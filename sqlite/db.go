@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -97,6 +98,9 @@ type DB struct {
 	busy        time.Duration // the connections' busy timeout
 	commitWait  time.Duration // a commit's, if shorter (SetCommitWait)
 	held        *heldFile     // the file's descriptor, held while the DB is open (see holdFile)
+	claimer     claimOwner    // this process in vk_claims
+	claimedAny  atomic.Bool   // a claim was made: Close lets go of them
+	lastBeat    atomic.Int64  // Unix ms of the last renewal of the claims
 }
 
 // Open opens the database at path for writing, as OpenContext does, with a
@@ -147,7 +151,7 @@ func OpenContext(ctx context.Context, path string, opts Options) (*DB, error) {
 	// One connection: a process writes through one, and SQLite serialises
 	// writers anyway. It keeps per-connection pragmas in force.
 	sqldb.SetMaxOpenConns(1)
-	db := &DB{Path: path, db: sqldb, now: opts.Now, sourceIDs: map[string]int64{}, held: h, busy: busy}
+	db := &DB{Path: path, db: sqldb, now: opts.Now, sourceIDs: map[string]int64{}, held: h, busy: busy, claimer: newClaimOwner()}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -348,6 +352,11 @@ func fileURI(path, params string) string {
 // Close closes the database. With WAL, the last connection to close
 // checkpoints and removes the WAL file.
 func (db *DB) Close() error {
+	var cerr error
+	if db.claimedAny.Load() {
+		// Whatever this process still claims is let go, after its last commit.
+		cerr = db.ReleaseClaims(context.Background())
+	}
 	if db.ckpt != nil {
 		db.ckpt.close()
 		db.ckpt = nil
@@ -360,6 +369,9 @@ func (db *DB) Close() error {
 	err := db.db.Close()
 	if rerr := db.held.release(); err == nil {
 		err = rerr
+	}
+	if err == nil {
+		err = cerr
 	}
 	db.held = nil
 	return err

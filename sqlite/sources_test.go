@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
 )
@@ -111,5 +112,49 @@ func TestDB_MigrateSourcesKeepsSpans(t *testing.T) {
 	}
 	if got, _ := db.Sources(context.Background()); len(got) != 1 || got[0].Offset != 4 {
 		t.Fatalf("sources after a commit = %+v", got)
+	}
+}
+
+// A file of version 5 (before birth times and reports), opened read-only as
+// readers do, without migrating: sources, warnings and ingest stats read it.
+func TestDB_ReadOnlyVersion5(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v5.db")
+	raw, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations() {
+		if m.version > 5 {
+			continue
+		}
+		body, err := migrationFS.ReadFile("migration/" + m.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec(string(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{`PRAGMA user_version = 5`,
+		`INSERT INTO vk_sources (key, name, kind, dev, ino, offset, line) VALUES ('k', '/a.log', 'file', 1, 2, 10, 3)`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	db, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if got, err := db.Sources(ctx); err != nil || len(got) != 1 || got[0].Offset != 10 || got[0].Birth != 0 {
+		t.Errorf("sources = %+v, %v", got, err)
+	}
+	if got, err := db.Warnings(ctx); err != nil || len(got) != 0 {
+		t.Errorf("warnings = %+v, %v", got, err)
+	}
+	if _, err := db.IngestStats(ctx, time.Time{}, time.Time{}); err != nil {
+		t.Errorf("ingest stats: %v", err)
 	}
 }

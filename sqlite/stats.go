@@ -293,6 +293,9 @@ func (db *DB) IngestStats(ctx context.Context, from, to time.Time) (*vibekit.Ing
 			s.EventsPerSecond = float64(s.TotalEventsWritten) / (float64(active) / 1000)
 			s.FlushesPerSecond = float64(s.Flushes) / (float64(active) / 1000)
 		}
+		if err := followReports(ctx, c, w, args, s); err != nil {
+			return err
+		}
 		if s.Runs == 0 {
 			return nil
 		}
@@ -314,4 +317,17 @@ func (db *DB) IngestStats(ctx context.Context, from, to time.Time) (*vibekit.Ing
 		return nil, fmt.Errorf("ingest stats: %w", err)
 	}
 	return s, nil
+}
+
+// followReports counts what following reported (vk_warnings) in the time
+// range w selects by run, read as the time of each report.
+func followReports(ctx context.Context, c *sql.Conn, w string, args []any, s *vibekit.IngestStats) error {
+	w = strings.NewReplacer("updated >=", "time >=", "started <=", "time <=").Replace(w)
+	err := c.QueryRowContext(ctx, `SELECT COALESCE(SUM(kind = 'gap'), 0), COALESCE(SUM(CASE WHEN kind = 'gap' THEN bytes END), 0),
+		COALESCE(SUM(kind = 'reread'), 0), COALESCE(SUM(kind = 'claim'), 0) FROM vk_warnings`+w, args...).Scan(
+		&s.FollowGaps, &s.FollowGapBytes, &s.FollowRereads, &s.RefusedClaims)
+	if err != nil && strings.Contains(err.Error(), "no such table") {
+		return nil // a database of an earlier version, opened read-only
+	}
+	return err
 }

@@ -141,10 +141,23 @@ func (db *DB) writeTx(ctx context.Context, b *vibekit.Batch, ref *refusals, star
 			return err
 		}
 		for i, c := range b.Checkpoints {
-			if err := tx.exec(`UPDATE vk_sources SET name = ?, kind = ?, dev = ?, ino = ?, fingerprint = ?, offset = ?, line = ?, size = ?, updated = ? WHERE id = ?`,
-				c.Source, c.Kind, int64(c.Dev), int64(c.Ino), c.Fingerprint, c.Offset, c.Line, c.Size, db.now().UnixMilli(), cpIDs[i]); err != nil {
+			if err := tx.exec(`UPDATE vk_sources SET name = ?, kind = ?, dev = ?, ino = ?, fingerprint = ?, offset = ?, line = ?, size = ?, birth = ?, gone = ?, updated = ? WHERE id = ?`,
+				c.Source, c.Kind, int64(c.Dev), int64(c.Ino), c.Fingerprint, c.Offset, c.Line, c.Size, nullInt(c.Birth), c.Gone, db.now().UnixMilli(), cpIDs[i]); err != nil {
 				return fmt.Errorf("checkpoint %s: %w", c.Source, err)
 			}
+		}
+		for _, c := range b.Checkpoints {
+			if c.Release {
+				if err := tx.exec(`DELETE FROM vk_claims WHERE file = ? AND owner = ?`, claimFile(c.Dev, c.Ino), db.claimer.id); err != nil {
+					return fmt.Errorf("release claim of %s: %w", c.Source, err)
+				}
+			}
+		}
+		if err := tx.renewClaims(); err != nil {
+			return err
+		}
+		if err := tx.insertWarnings(b.Warnings); err != nil {
+			return err
 		}
 		var err error
 		if runID, err = tx.countRun(b, &w, time.Since(start)); err != nil {
@@ -465,6 +478,48 @@ func (tx *rawTx) insertSpans(b *vibekit.Batch, idOf func(int) int64) error {
 		i = j
 	}
 	return nil
+}
+
+// renewClaims renews this process's claims with a commit, when they are
+// due, so that a busy follower needs no transaction of its own for it.
+func (tx *rawTx) renewClaims() error {
+	now := tx.db.now().UnixMilli()
+	if !tx.db.claimedAny.Load() || now-tx.db.lastBeat.Load() < heartbeatDue.Milliseconds() {
+		return nil
+	}
+	if err := tx.exec(`UPDATE vk_claims SET heartbeat = ? WHERE owner = ?`, now, tx.db.claimer.id); err != nil {
+		return fmt.Errorf("renew claims: %w", err)
+	}
+	tx.db.lastBeat.Store(now) // a rollback only makes the next one due sooner
+	return nil
+}
+
+// insertWarnings records the batch's reports; a report of a re-read settles
+// the deleted checkpoint it was about.
+func (tx *rawTx) insertWarnings(ws []vibekit.Warning) error {
+	for _, w := range ws {
+		var bytes any
+		if w.Bytes >= 0 {
+			bytes = w.Bytes
+		}
+		if err := tx.exec(`INSERT INTO vk_warnings (time, kind, source, offset, bytes, detail, pid) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			w.Time, w.Kind, w.Source, w.Offset, bytes, w.Detail, int64(os.Getpid())); err != nil {
+			return fmt.Errorf("record warning: %w", err)
+		}
+		if w.Forgotten != 0 {
+			if err := tx.exec(`DELETE FROM vk_forgotten WHERE id = ?`, w.Forgotten); err != nil {
+				return fmt.Errorf("record warning: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func nullInt(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
 }
 
 func nullString(s string) any {

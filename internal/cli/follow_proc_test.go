@@ -120,6 +120,14 @@ func TestFollow_KillNine(t *testing.T) {
 		if got, want := stored(t, db), multiset(lines("w", 1, n)...); !maps.Equal(got, want) {
 			t.Fatalf("after 20 kills, %d lines written: %s", n, diffSets(got, want))
 		}
+		// The killed process's claim of the file was taken over, not obeyed,
+		// and the clean run let go of its own.
+		if !strings.Contains(stderr.String(), "took over the claim of pid") {
+			t.Errorf("the run after a kill -9 did not say it took over the claim; stderr:\n%s", stderr)
+		}
+		if got := query(t, db, `SELECT count(*) FROM vk_claims`); got[0][0] != int64(0) {
+			t.Errorf("claims left after the clean run: %v", got)
+		}
 	})
 }
 

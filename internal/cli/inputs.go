@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/reader"
@@ -35,13 +36,18 @@ type inputs struct {
 	stdin  *reader.Stream
 	follow *reader.Follower
 	fifos  []*reader.FIFO
+	db     *sqlite.DB // claims of followed files are kept there
 }
+
+// claimHeartbeat is how often the claims of followed files are renewed,
+// well within sqlite.ClaimLease.
+const claimHeartbeat = 10 * time.Second
 
 // newInputs sets up the sources o names. Without --follow or --fifo, stdin
 // is the input. With them, stdin is read too if it holds data (a pipe or a
 // file, not a terminal or /dev/null), and its end ends the run.
 func newInputs(ctx context.Context, o *pipeOptions, db *sqlite.DB, stdin *os.File, stdout, stderr io.Writer) (*inputs, error) {
-	in := &inputs{}
+	in := &inputs{db: db}
 	if len(o.follow) == 0 && len(o.fifos) == 0 || holdsData(stdin) {
 		in.stdin = &reader.Stream{File: stdin, Name: "stdin", MaxLine: o.maxLine}
 		if !o.quiet {
@@ -65,10 +71,24 @@ func newInputs(ctx context.Context, o *pipeOptions, db *sqlite.DB, stdin *os.Fil
 				known = append(known, s.Checkpoint)
 			}
 		}
+		forgotten, err := db.Forgotten(ctx)
+		if err != nil {
+			return nil, err
+		}
 		in.follow = &reader.Follower{
 			Patterns: o.follow, MaxLine: o.maxLine, FromEnd: o.fromEnd,
 			Poll: o.poll, PollInterval: o.pollInterval, RotateWait: o.rotateWait,
-			Known: known,
+			Known: known, Forgotten: forgotten,
+			// One process reads a file into a database: a second one
+			// (overlapping cron runs) would store its lines twice.
+			Claim: func(path string, dev, ino uint64) ([]vibekit.Checkpoint, string, error) {
+				return db.Claim(ctx, path, dev, ino)
+			},
+			Unclaim: func(dev, ino uint64) { // a file let go unread
+				if err := db.Unclaim(context.WithoutCancel(ctx), dev, ino); err != nil {
+					fmt.Fprintf(stderr, "vibekit-pipe: %v\n", err)
+				}
+			},
 			// A glob over the database's directory must not read the
 			// database itself.
 			Exclude: []string{o.db, o.db + "-wal", o.db + "-shm", o.db + "-journal"},
@@ -134,7 +154,16 @@ func (in *inputs) Run(ctx context.Context, emit func(reader.Line) error) error {
 	}
 	if in.follow != nil {
 		in.follow.Finish = finish
-		start(func() error { return in.follow.Run(ctx, emit) }, nil)
+		followDone := make(chan struct{})
+		start(func() error {
+			defer close(followDone)
+			return in.follow.Run(ctx, emit)
+		}, nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in.heartbeat(followDone)
+		}()
 	}
 	for _, f := range in.fifos {
 		start(func() error { return f.Run(fifoCtx, emit) }, nil)
@@ -150,4 +179,57 @@ func (in *inputs) Run(ctx context.Context, emit func(reader.Line) error) error {
 		return errs[0]
 	}
 	return nil
+}
+
+// heartbeat renews the claims of followed files until done is closed.
+func (in *inputs) heartbeat(done <-chan struct{}) {
+	tick := time.NewTicker(claimHeartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			// A failed renewal is tried again at the next tick; the lease
+			// allows for several.
+			in.db.Heartbeat(context.Background())
+		}
+	}
+}
+
+// followCounts are the reports of following, for --stats.
+type followCounts struct {
+	gaps, gapBytes, unknownGaps, rereads, rereadBytes, refused int64
+}
+
+func (c *followCounts) print(w io.Writer) {
+	unknown := ""
+	if c.unknownGaps > 0 {
+		unknown = fmt.Sprintf(", %d of unknown size", c.unknownGaps)
+	}
+	fmt.Fprintf(w, "vibekit-pipe: following: gaps %d (%d bytes%s), re-reads %d (%d bytes), refused claims %d (see vibekit telemetry sources --warnings)\n",
+		c.gaps, c.gapBytes, unknown, c.rereads, c.rereadBytes, c.refused)
+}
+
+// followWarning reports what following could not keep exactly once: on
+// stderr, in the --stats counters, and in vk_warnings, committed with the
+// position it concerns.
+func (p *pipe) followWarning(w *vibekit.Warning, now time.Time) {
+	fmt.Fprintf(p.stderr, "vibekit-pipe: %s: %s\n", w.Kind, w.Detail)
+	c := &p.m.follow
+	switch w.Kind {
+	case vibekit.WarnGap:
+		c.gaps++
+		if w.Bytes >= 0 {
+			c.gapBytes += w.Bytes
+		} else {
+			c.unknownGaps++
+		}
+	case vibekit.WarnReread:
+		c.rereads++
+		c.rereadBytes += max(w.Bytes, 0)
+	case vibekit.WarnClaim:
+		c.refused++
+	}
+	p.b.AddWarning(*w, now)
 }

@@ -341,6 +341,7 @@ type pipe struct {
 type pipeMetrics struct {
 	lines, rows, rejects, skipped, generated int64 // from the input, as handled
 	written, flushes                         int64 // committed
+	follow                                   followCounts
 	flushTotal, flushLast                    time.Duration
 	// refused counts rows the database refused, stored as rejects instead;
 	// notStored the rows and rejects stored nowhere.
@@ -498,7 +499,13 @@ func (p *pipe) buffered(in <-chan reader.Line, writing *vibekit.Batch) int64 {
 // source's position after it, to be committed with it.
 func (p *pipe) handle(l *reader.Line, now time.Time) {
 	cp := vibekit.Checkpoint{Source: l.Source, Key: l.Key, Kind: l.Kind, Dev: l.Dev, Ino: l.Ino,
-		Fingerprint: l.Fingerprint, Offset: l.End, Line: l.Num, Size: l.Size}
+		Fingerprint: l.Fingerprint, Offset: l.End, Line: l.Num, Size: l.Size, Birth: l.Birth, Gone: l.Gone, Release: l.Release}
+	if l.Warn != nil {
+		p.followWarning(l.Warn, now)
+		if l.Kind == "" {
+			return // about no position (a file another process reads)
+		}
+	}
 	if cp.Kind == "" {
 		cp.Kind = "stdin"
 	}
@@ -755,6 +762,9 @@ func (p *pipe) printStats() {
 	fmt.Fprintf(p.stderr, "vibekit-pipe: events written %d, flushes %d, average flush %.2f ms, last flush %.2f ms, buffered events %d, active buffers %d, commit retries %d\n",
 		m.written, m.flushes, ms(avg), ms(m.flushLast), p.b.Rows(), p.b.ActiveBuffers(), p.retries.Load())
 	fmt.Fprintf(p.stderr, "vibekit-pipe: refused by the database %d (kept as rejects), not stored %d\n", m.refused, m.notStored)
+	if len(p.o.follow) > 0 {
+		m.follow.print(p.stderr)
+	}
 	if p.rotator != nil {
 		printRotatorStats(p.stderr, p.rotator.Stats())
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"syscall"
 
@@ -16,8 +17,12 @@ import (
 
 func newSourcesCommand(e *env) *ffcli.Command {
 	fs := flag.NewFlagSet("vibekit telemetry sources", flag.ContinueOnError)
-	var db string
+	var (
+		db       string
+		warnings bool
+	)
 	fs.StringVar(&db, "db", DefaultDB, "SQLite database `path`")
+	fs.BoolVar(&warnings, "warnings", false, "list what following reported instead: gaps, re-reads, refused claims")
 	addConfigFlag(fs)
 	return &ffcli.Command{
 		Name:       "sources",
@@ -35,8 +40,15 @@ object per line: followed files, FIFOs and stdin. Fields:
   updated  when the checkpoint was last committed (Unix ms)
 A followed path that was rotated has one line per file it has held.
 
+--warnings lists instead what following could not keep exactly once and
+reported (vibekit-pipe printed each on stderr when it happened), oldest
+first: time (Unix ms), kind (gap: bytes not read, with where and how many;
+reread: bytes read again; claim: a file another vibekit-pipe was reading,
+not read), source, offset, bytes (null if not known) and detail.
+
 Examples:
   vibekit telemetry sources
+  vibekit telemetry sources --warnings | jq 'select(.kind == "gap")'
   vibekit telemetry sources --db /var/log/vibekit/telemetry.db | jq 'select(.lag > 0)'`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
@@ -51,6 +63,9 @@ Examples:
 				return err
 			}
 			defer store.Close()
+			if warnings {
+				return writeWarnings(ctx, e.stdout, store)
+			}
 			states, err := store.Sources(ctx)
 			if err != nil {
 				return errf("sources", err)
@@ -92,4 +107,33 @@ func sourceLine(s vibekit.SourceState) sourceJSON {
 		size = s.Offset
 	}
 	return sourceJSON{Source: s.Source, Kind: s.Kind, Offset: s.Offset, Size: size, Lag: size - s.Offset, Lines: s.Line, Updated: s.Updated}
+}
+
+// warningJSON is one line of `telemetry sources --warnings`.
+type warningJSON struct {
+	Time   int64  `json:"time"`
+	Kind   string `json:"kind"`
+	Source string `json:"source"`
+	Offset int64  `json:"offset"`
+	Bytes  *int64 `json:"bytes"` // null: not known
+	Detail string `json:"detail"`
+}
+
+func writeWarnings(ctx context.Context, out io.Writer, store *sqlite.DB) error {
+	ws, err := store.Warnings(ctx)
+	if err != nil {
+		return errf("sources", err)
+	}
+	w := bufio.NewWriter(out)
+	enc := json.NewEncoder(w)
+	for _, x := range ws {
+		line := warningJSON{Time: x.Time, Kind: x.Kind, Source: x.Source, Offset: x.Offset, Detail: x.Detail}
+		if x.Bytes >= 0 {
+			line.Bytes = &x.Bytes
+		}
+		if err := enc.Encode(line); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
 }

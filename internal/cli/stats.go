@@ -341,6 +341,8 @@ func writePerformanceText(w io.Writer, s *vibekit.IngestStats) {
 	} else {
 		fmt.Fprintf(w, "Ingest Rate: n/a (no run wrote for long enough to measure)\n")
 	}
+	fmt.Fprintf(w, "Follow Reports: %s gaps (%s bytes known), %s re-reads, %s refused claims\n",
+		formatCount(s.FollowGaps), formatCount(s.FollowGapBytes), formatCount(s.FollowRereads), formatCount(s.RefusedClaims))
 }
 
 // writeAgentUsage prints what agent presets recorded, if anything:
