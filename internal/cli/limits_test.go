@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// rssBound is the issue's bar: every command stays under it on any input.
+const rssBound = 256 << 20
+
+// runMeasured runs the program with args and returns its stdout, stderr,
+// whether it succeeded, and its peak resident set size in bytes. Linux
+// counts the parent's RSS at exec into the child's peak: keep the test's
+// own memory small, which can only make the check stricter.
+func runMeasured(t *testing.T, prog string, stdin []byte, args ...string) (stdout, stderr string, ok bool, peak int64) {
+	t.Helper()
+	cmd := exec.Command(prog, args...)
+	// No soft limit inherited from the caller: the program sets its own.
+	cmd.Env = append(os.Environ(), "GOMEMLIMIT=", "GOGC=")
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
+		t.Fatal(err)
+	}
+	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if ru == nil {
+		t.Fatal("no resource usage for the child")
+	}
+	return out.String(), errb.String(), err == nil, ru.Maxrss * 1024 // KiB on Linux
+}
+
+// checkPeak fails t if peak is over the bar.
+func checkPeak(t *testing.T, what string, peak int64) {
+	t.Helper()
+	t.Logf("%s: peak RSS %d MiB", what, peak>>20)
+	if peak > rssBound {
+		t.Errorf("%s: peak RSS %d MiB, over %d MiB", what, peak>>20, rssBound>>20)
+	}
+}
+
+// writeBigArray writes a JSON array of records of about size bytes and
+// returns how many records it holds.
+func writeBigArray(t *testing.T, path string, size int64) int {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	chunk := strings.Repeat("lorem ipsum dolor sit amet ", 1200) // ~32 KB
+	w.WriteString("[\n")
+	n := 0
+	for written := int64(0); written < size; n++ {
+		if n > 0 {
+			w.WriteString(",\n")
+		}
+		k, _ := fmt.Fprintf(w, `{"sessionId":"s%d","eventType":"stream","agentType":"claude","streamData":%q,"timestamp":%d}`,
+			n%50, chunk, 1732704000000+n)
+		written += int64(k)
+	}
+	w.WriteString("\n]\n")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Importing a JSON array reads one element at a time: a 300 MB array is
+// imported whole in bounded memory, where reading it whole took over 3x
+// its size.
+func TestImport_BigArrayBoundedMemory(t *testing.T) {
+	_, vk := programs(t)
+	dir := t.TempDir()
+	in, db := filepath.Join(dir, "big.json"), filepath.Join(dir, "t.db")
+	n := writeBigArray(t, in, 300<<20)
+	stdout, stderr, ok, peak := runMeasured(t, vk, nil, "telemetry", "import", "--db", db, "--file", in)
+	os.Remove(in)
+	if !ok {
+		t.Fatalf("import failed: %s", stderr)
+	}
+	if !strings.HasPrefix(stdout, "Imported ") {
+		t.Errorf("stdout = %q, want the count imported", stdout)
+	}
+	if got := countRows(t, db, ""); got != n {
+		t.Errorf("rows = %d, want %d", got, n)
+	}
+	checkPeak(t, "import", peak)
+}
+
+// A JSON array element too big to hold (far over --max-line-bytes) stops
+// the import with a clear error instead of growing memory; nothing is kept.
+func TestImport_HugeElementStops(t *testing.T) {
+	_, vk := programs(t)
+	dir := t.TempDir()
+	in, db := filepath.Join(dir, "huge.json"), filepath.Join(dir, "t.db")
+	rec := `{"sessionId":"s","eventType":"stream","agentType":"claude","streamData":"ok","timestamp":1732704000000}`
+	// Written in pieces: the child's peak RSS counts the parent's at exec.
+	f, err := os.Create(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "[\n"+rec+",\n"+`{"sessionId":"s","eventType":"stream","agentType":"claude","streamData":"`)
+	mb := bytes.Repeat([]byte{'x'}, 1<<20)
+	for range 400 {
+		f.Write(mb)
+	}
+	fmt.Fprint(f, `"},`+"\n"+rec+"\n]\n")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, ok, peak := runMeasured(t, vk, nil, "telemetry", "import", "--db", db, "--file", in)
+	os.Remove(in)
+	if ok {
+		t.Fatal("import of a 400 MB element succeeded")
+	}
+	if want := "huge.json: line 3: the JSON array element at byte 107 is over 1048576 bytes (--max-line-bytes); nothing was imported"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr = %q, want %q", stderr, want)
+	}
+	if got := countRows(t, db, ""); got > 0 {
+		t.Errorf("%d rows stored", got)
+	}
+	checkPeak(t, "import", peak)
+}
