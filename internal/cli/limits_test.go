@@ -27,8 +27,9 @@ func runMeasured(t *testing.T, prog string, stdin []byte, args ...string) (stdou
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	// Only the start of the output is kept: the parent's memory must stay small.
+	out, errb := &headWriter{max: 1 << 20}, &headWriter{max: 1 << 20}
+	cmd.Stdout, cmd.Stderr = out, errb
 	err := cmd.Run()
 	if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
 		t.Fatal(err)
@@ -40,10 +41,28 @@ func runMeasured(t *testing.T, prog string, stdin []byte, args ...string) (stdou
 	return out.String(), errb.String(), err == nil, ru.Maxrss * 1024 // KiB on Linux
 }
 
+// headWriter keeps the first max bytes written to it. (It must not embed
+// bytes.Buffer: io.Copy would use the buffer's ReadFrom and keep it all.)
+type headWriter struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	if room := w.max - w.buf.Len(); room > 0 {
+		w.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (w *headWriter) String() string { return w.buf.String() }
+
 // checkPeak fails t if peak is over the bar.
 func checkPeak(t *testing.T, what string, peak int64) {
 	t.Helper()
-	t.Logf("%s: peak RSS %d MiB", what, peak>>20)
+	var self syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	t.Logf("%s: peak RSS %d MiB (the test's own: %d MiB)", what, peak>>20, self.Maxrss>>10)
 	if peak > rssBound {
 		t.Errorf("%s: peak RSS %d MiB, over %d MiB", what, peak>>20, rssBound>>20)
 	}
@@ -134,4 +153,37 @@ func TestImport_HugeElementStops(t *testing.T) {
 		t.Errorf("%d rows stored", got)
 	}
 	checkPeak(t, "import", peak)
+}
+
+// query stays under the bar and within --timeout whatever the statement
+// makes: SQLite's length and heap limits refuse huge values at once, and the
+// timeout stops runaway statements, the time spent writing rows included.
+func TestQuery_BoundedMemoryAndTime(t *testing.T) {
+	pipe, vk := programs(t)
+	db := filepath.Join(t.TempDir(), "t.db")
+	if _, stderr, ok, _ := runMeasured(t, pipe, []byte("hello\n"), "--db", db, "--quiet"); !ok {
+		t.Fatalf("pipe: %s", stderr)
+	}
+	const endless = `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) `
+	for _, tc := range []struct {
+		sql, want string
+	}{
+		{`SELECT zeroblob(900000000)`, "string or blob too big"},
+		{`SELECT randomblob(900000000)`, "string or blob too big"},
+		{`SELECT zeroblob(16000000) AS a, zeroblob(16000000) AS b, zeroblob(16000000) AS c, zeroblob(16000000) AS d, zeroblob(16000000) AS e`, "query:"},
+		{endless + `SELECT group_concat(printf('%0100d', x)) FROM c`, "ran longer than its timeout (2s)"},
+		{endless + `SELECT x, printf('%01000d', x) FROM c`, "ran longer than its timeout (2s)"},
+		{endless + `SELECT x FROM c ORDER BY random()`, "ran longer than its timeout (2s)"},
+	} {
+		t.Run(tc.sql, func(t *testing.T) {
+			_, stderr, ok, peak := runMeasured(t, vk, nil, "telemetry", "query", "--db", db, "--timeout", "2s", tc.sql)
+			if ok {
+				t.Fatal("the statement succeeded")
+			}
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr = %q, want %q", stderr, tc.want)
+			}
+			checkPeak(t, "query", peak)
+		})
+	}
 }
