@@ -91,10 +91,14 @@ Examples:
 				if p.format != "ndjson" && p.format != "json" {
 					return usageErrorf("--jq prints JSON values: --format must be ndjson or json, not %s", p.format)
 				}
+				if err := checkJQTimeout(jqTimeout); err != nil {
+					return err
+				}
 				if p.prog, err = jq.Compile(jqSrc); err != nil {
 					return err
 				}
 				p.prog.Timeout = jqTimeout
+				p.prog.MemoryLimit = jqMemoryLimit
 			}
 			var scan scanFunc
 			if ar.archives {
@@ -196,6 +200,13 @@ func (p *recordPrinter) print(ctx context.Context, scan func(func(*vibekit.Recor
 	}
 	return w.close()
 }
+
+// jqMemoryLimit is the Go heap a jq program may take the process to before
+// it is stopped: over the commands' soft limit (vibekitMemoryLimit,
+// pipeMemoryLimit), so that garbage is collected first, and far enough
+// under 256 MiB for the last step a program takes before the watchdog sees
+// it (a string doubled, say).
+const jqMemoryLimit = 112 << 20
 
 // jqChunk is how many records one jq worker takes at a time.
 const jqChunk = 256

@@ -124,6 +124,7 @@ Examples:
 					return err
 				}
 				prog.Timeout = jqTimeout
+				prog.MemoryLimit = jqMemoryLimit
 				im.runner = prog.NewRunner()
 				defer im.runner.Close()
 			}
