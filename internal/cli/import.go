@@ -32,6 +32,11 @@ const (
 	importBatchBytes = 8 << 20
 )
 
+// maxTransformOutputs bounds the records --transform may make of one input,
+// as the pipe's map programs are bounded: they are held until the input is
+// done.
+const maxTransformOutputs = 10000
+
 // maxRejectRaw bounds the text of an invalid record kept in vk_rejects.
 const maxRejectRaw = 64 << 10
 
@@ -462,7 +467,9 @@ func (im *importer) add(ctx context.Context, b *vibekit.Batch, it item) error {
 	emitted := 0
 	var buf []byte
 	err = im.runner.Run(ctx, v, func(out any) error {
-		emitted++
+		if emitted++; emitted > maxTransformOutputs {
+			return fmt.Errorf("the transform made more than %d records of one input", maxTransformOutputs)
+		}
 		if _, ok := out.(map[string]any); !ok {
 			return im.invalid(b, it, fmt.Sprintf("the transform made %s, not an object", vibekit.KindOf(out)))
 		}

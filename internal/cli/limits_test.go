@@ -187,3 +187,71 @@ func TestQuery_BoundedMemoryAndTime(t *testing.T) {
 		})
 	}
 }
+
+// jq programs are bounded in memory as well as time: each of these ends
+// with a jq error (exit 1, not a Go crash) under the bar, whether it grows
+// memory step by step, in one step, by recursion, or by printing.
+func TestJQ_BoundedMemory(t *testing.T) {
+	pipe, vk := programs(t)
+	db := filepath.Join(t.TempDir(), "t.db")
+	if _, stderr, ok, _ := runMeasured(t, pipe, []byte("hello\n"), "--db", db, "--quiet"); !ok {
+		t.Fatalf("pipe: %s", stderr)
+	}
+	for _, prog := range []string{
+		`[range(1e9)]`,
+		`reduce range(1e9) as $i ("x"; . + .)`,
+		`reduce range(1e9) as $i ("hello"; . + .)`,
+		`[limit(1e8; repeat(1))]`,
+		`def f: [f]; f`,
+		`def f: 1 + f; f`,
+		`"x" * 1e9`,
+		`[] | .[30000000] = 1`,
+		`reduce range(1e7) as $i (null; [.]) | . == .`,
+		`reduce range(40) as $i (10; . * .)`,
+		`range(1e9)`,
+		`[range(1e9) | tostring] | join(",")`,
+	} {
+		t.Run(prog, func(t *testing.T) {
+			_, stderr, ok, peak := runMeasured(t, vk, nil, "telemetry", "dump", "--db", db, "--jq-timeout", "20s", "--jq", prog)
+			if ok {
+				t.Fatal("the program succeeded")
+			}
+			if !strings.HasPrefix(stderr, "vibekit: dump: record 1: jq: ") || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("stderr = %q, want one jq error", stderr)
+			}
+			checkPeak(t, "dump --jq", peak)
+		})
+	}
+}
+
+// A --map program that runs away makes its line a reject, and the pipe goes
+// on; a --transform one stops the import. Both stay under the bar.
+func TestJQ_MapAndTransformBounded(t *testing.T) {
+	pipe, vk := programs(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "t.db")
+	in := []byte(`{"n":1}` + "\n" + `{"n":2}` + "\n")
+	prog := `if .n == 1 then [range(1e9)] else {sessionId: "s", streamData: "ok"} end`
+	_, stderr, ok, peak := runMeasured(t, pipe, in, "--db", db, "--quiet", "--map", prog)
+	if !ok {
+		t.Fatalf("pipe failed: %s", stderr)
+	}
+	checkPeak(t, "vibekit-pipe --map", peak)
+	if got := countRows(t, db, "WHERE streamData = 'ok'"); got != 1 {
+		t.Errorf("%d rows of the second line, want 1", got)
+	}
+	stdout, _, ok, _ := runMeasured(t, vk, nil, "telemetry", "query", "--db", db, "SELECT reason FROM vk_rejects")
+	if !ok || !strings.Contains(stdout, "program used too much memory") {
+		t.Errorf("rejects: %q, want the line rejected for its memory", stdout)
+	}
+
+	file := filepath.Join(dir, "in.ndjson")
+	if err := os.WriteFile(file, in, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, ok, peak = runMeasured(t, vk, nil, "telemetry", "import", "--db", filepath.Join(dir, "i.db"), "--file", file, "--transform", prog)
+	if ok || !strings.Contains(stderr, "transform: jq: program used too much memory") {
+		t.Errorf("import: ok %v, stderr %q, want a jq memory error", ok, stderr)
+	}
+	checkPeak(t, "import --transform", peak)
+}
