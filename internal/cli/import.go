@@ -80,10 +80,10 @@ Secrets are redacted before anything is stored, as vibekit-pipe does
 (--redact none|secrets|all, default secrets; --redact-pattern, --hash-field).
 
 Memory stays bounded whatever the input: a JSON array is read one element at
-a time, and an NDJSON line longer than --max-line-bytes becomes a reject
-(with its line and byte offset) while reading goes on. A JSON array element
-over the limit stops the import, since the rest of the array cannot be told
-apart from it.
+a time, and an NDJSON line or array element longer than --max-line-bytes
+becomes a reject (with its line and byte offset) while reading goes on. An
+array element too long to hold (over the limit by more than 128 KiB) stops
+the import, since the rest of the array cannot be told apart from it.
 
 --transform takes the place of the guide's JS transform script: a jq program
 that gets each input object (a CSV row as an object of strings) and emits
