@@ -67,7 +67,17 @@ type Program struct {
 	// below it so that garbage is collected first. It needs a watchdog, so
 	// a negative Timeout turns it off too.
 	MemoryLimit int64
+	// Abort, if set, is called (from the watchdog's goroutine) when the heap
+	// passes AbortFactor times MemoryLimit during a run: one step of the
+	// program (a built-in such as join or match on a huge input) is growing
+	// memory, and cancelling cannot stop it before the step ends. A command
+	// that must stay bounded exits in it; the run goes on if it returns.
+	Abort func(error)
 }
+
+// AbortFactor times a program's MemoryLimit is the heap at which its Abort
+// is called.
+const AbortFactor = 1.25
 
 // Compile parses and compiles src. vars names the variables (with their $)
 // that the program may use; each run passes their values in that order.
@@ -161,8 +171,15 @@ func (r *Runner) watch() {
 			case s == 0:
 			case now.UnixNano()-s > int64(r.timeout()):
 				r.cancelRun(ErrTimeout)
-			case r.heap != nil && r.heapBytes() > r.p.MemoryLimit:
-				r.cancelRun(ErrMemory)
+			case r.heap != nil:
+				h := r.heapBytes()
+				if h > r.p.MemoryLimit {
+					r.cancelRun(ErrMemory)
+				}
+				if r.p.Abort != nil && float64(h) > AbortFactor*float64(r.p.MemoryLimit) {
+					r.p.Abort(fmt.Errorf("%w (limit %d MiB): one step passed %d MiB, and it cannot be stopped midway",
+						ErrMemory, r.p.MemoryLimit>>20, h>>20))
+				}
 			}
 		}
 	}

@@ -32,7 +32,14 @@ var limitFuncs = []gojq.CompilerOption{
 	gojq.WithFunction("_vk_index", 0, 0, func(v any, _ []any) any { return checkIndex(v) }),
 	gojq.WithFunction("_vk_path", 0, 0, func(v any, _ []any) any { return checkPath(v) }),
 	gojq.WithFunction("_vk_depth", 0, 0, func(v any, _ []any) any { return checkDepth(v) }),
+	gojq.WithFunction("_vk_size", 0, 1, func(v any, a []any) any { return checkSize(v, a) }),
 }
+
+// sizedFuncs are the built-ins (with no arguments) that make one string or
+// array of all their input at once: its size (strings counted at each place
+// they are referred from) is checked first. A value can refer to one big
+// string a million times in little memory; joined, it would not fit.
+var sizedFuncs = map[string]bool{"add": true, "tojson": true, "tostring": true, "implode": true, "ascii_downcase": true, "ascii_upcase": true}
 
 // guard rewrites a user's program so that the steps that can make a big
 // value at once check their operands first: a + b and a * b (and +=, *=),
@@ -103,6 +110,14 @@ func checked(q *gojq.Query, op gojq.Operator, l, r *gojq.Query) error {
 	return nil
 }
 
+func sizeCheck(arg *gojq.Query) *gojq.Query {
+	f := &gojq.Func{Name: "_vk_size"}
+	if arg != nil {
+		f.Args = []*gojq.Query{arg}
+	}
+	return &gojq.Query{Term: &gojq.Term{Type: gojq.TermTypeFunc, Func: f}}
+}
+
 func depthCheck() *gojq.Query {
 	return &gojq.Query{Term: &gojq.Term{Type: gojq.TermTypeFunc, Func: &gojq.Func{Name: "_vk_depth"}}}
 }
@@ -141,8 +156,14 @@ func guardTerm(t *gojq.Term) error {
 		err = guardTerm(u.Term)
 	}
 	if s := t.Str; s != nil {
-		for _, q := range s.Queries {
+		for i, q := range s.Queries {
 			try(q)
+			if q.Term != nil && q.Term.Str != nil {
+				continue // a literal part
+			}
+			// "\(x)" writes x out whole. gojq wants a term here.
+			s.Queries[i] = &gojq.Query{Term: &gojq.Term{Type: gojq.TermTypeQuery,
+				Query: &gojq.Query{Left: q, Op: gojq.OpPipe, Right: sizeCheck(nil)}}}
 		}
 	}
 	if i := t.If; i != nil {
@@ -197,6 +218,25 @@ func guardTerm(t *gojq.Term) error {
 				err = checked(q, op, f.Args[0], f.Args[1])
 			}
 			*t = gojq.Term{Type: gojq.TermTypeQuery, Query: q, SuffixList: t.SuffixList}
+		case len(f.Args) == 0 && sizedFuncs[f.Name]:
+			call := *t
+			call.SuffixList = nil
+			*t = gojq.Term{Type: gojq.TermTypeQuery, SuffixList: t.SuffixList,
+				Query: &gojq.Query{Left: sizeCheck(nil), Op: gojq.OpPipe, Right: &gojq.Query{Term: &call}}}
+		case f.Name == "add" && len(f.Args) == 1:
+			// add(f) is [f] | add.
+			arr := &gojq.Term{Type: gojq.TermTypeArray, Array: &gojq.Array{Query: f.Args[0]}}
+			add := &gojq.Term{Type: gojq.TermTypeFunc, Func: &gojq.Func{Name: "add"}}
+			*t = gojq.Term{Type: gojq.TermTypeQuery, SuffixList: t.SuffixList, Query: &gojq.Query{
+				Left: &gojq.Query{Term: arr}, Op: gojq.OpPipe,
+				Right: &gojq.Query{Left: sizeCheck(nil), Op: gojq.OpPipe, Right: &gojq.Query{Term: add}}}}
+		case f.Name == "join" && len(f.Args) == 1:
+			q, perr := gojq.Parse(`__vk_sep as $__vk_j | _vk_size($__vk_j) | join($__vk_j)`)
+			if perr != nil {
+				return perr
+			}
+			q.Left = f.Args[0]
+			*t = gojq.Term{Type: gojq.TermTypeQuery, SuffixList: t.SuffixList, Query: q}
 		case f.Name == "setpath" && len(f.Args) == 2:
 			f.Args[0] = &gojq.Query{Left: f.Args[0], Op: gojq.OpPipe, Right: &gojq.Query{Term: &gojq.Term{Type: gojq.TermTypeFunc, Func: &gojq.Func{Name: "_vk_path"}}}}
 			call := *t
@@ -207,6 +247,17 @@ func guardTerm(t *gojq.Term) error {
 	}
 	if err != nil {
 		return err
+	}
+	if t.Type == gojq.TermTypeFormat {
+		// @base64, @json, ... make one string of their input, or of each
+		// value interpolated into "...".
+		if t.Str == nil { // "@json \"...\"" is checked as a string above
+			format := *t
+			format.SuffixList = nil
+			*t = gojq.Term{Type: gojq.TermTypeQuery, SuffixList: t.SuffixList,
+				Query: &gojq.Query{Left: sizeCheck(nil), Op: gojq.OpPipe, Right: &gojq.Query{Term: &format}}}
+		}
+		return nil
 	}
 	if t.Array != nil || t.Object != nil {
 		// [..] and {..}: the new value's depth, in parentheses that keep
@@ -388,4 +439,47 @@ func depthOver(v any, left int) bool {
 		}
 	}
 	return false
+}
+
+// checkSize checks the size of what one built-in would make of v, joined
+// with the separator a[0] if given.
+func checkSize(v any, a []any) any {
+	sep := 0
+	if len(a) == 1 {
+		if s, ok := a[0].(string); ok {
+			sep = len(s)
+		}
+	}
+	if n := size(v, sep, MaxString+1); n > MaxString {
+		return tooBig("the value is over %d bytes once written out", MaxString)
+	}
+	return v
+}
+
+// size is about how many bytes v takes written out, each element followed
+// by sep bytes; it stops counting past limit.
+func size(v any, sep, limit int) int {
+	switch v := v.(type) {
+	case string:
+		return len(v)
+	case []any:
+		n := 2
+		for _, e := range v {
+			if n += size(e, 0, limit-n) + 1 + sep; n > limit {
+				return n
+			}
+		}
+		return n
+	case map[string]any:
+		n := 2
+		for k, e := range v {
+			if n += len(k) + 4 + size(e, 0, limit-n) + sep; n > limit {
+				return n
+			}
+		}
+		return n
+	case *big.Int:
+		return v.BitLen()/3 + 1
+	}
+	return 8
 }

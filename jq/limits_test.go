@@ -25,7 +25,9 @@ func TestGuard_SameResults(t *testing.T) {
 		`9223372036854775807 + 1`, `9223372036854775807 * 9223372036854775807`, `1e1000 * 2`, `[range(5)] | .[2:4] = ["x"]`,
 		`.p.q.r = 1`, `.[1e3] = 1 | length`, `{(.s): 1}`, `{a, s}`, `[.[]?]`, `.arr as [$h] | $h + 1`, `.o.x.y += 1 | .o`,
 		`def f(x): x + 1; f(.a)`, `[foreach .arr[] as $x (0; . + $x; [$x, .])]`, `if .a + 1 > 1 then [.] else {} end`,
-		`try error("x" + "y") catch .`, `{a: 1} | .a += (1, 2)`, `[.arr[] | select(. + 1 > 2)]`,
+		`try error("x" + "y") catch .`, `.arr | add`, `add(.arr[])`, `[.s, .s] | join("-")`, `[1, null, "a"] | join(",")`,
+		`tojson`, `tostring`, `@base64`, `@json "v: \(.a)"`, `"v: \(.arr)"`, `[65, 66] | implode`, `.s | ascii_upcase`,
+		`try ([1] | join(",")) catch .`, `add({a: 1}, {b: 2})`, `{a: 1} | .a += (1, 2)`, `[.arr[] | select(. + 1 > 2)]`,
 	} {
 		t.Run(src, func(t *testing.T) {
 			want := runGojq(t, src, input)
@@ -92,6 +94,13 @@ func TestGuard_Limits(t *testing.T) {
 		{`setpath([1e8]; 1)`, "array index 100000000 is over"},
 		{`setpath([range(20000) | 0]; 1)`, "a path of 20000 keys is over"},
 		{`reduce range(20000) as $i (null; [.])`, "a value nested over 10000 deep"},
+		{`["x" * 8e6] | . as $a | [range(1e6) | $a[0]] | join("")`, "the value is over 8388608 bytes once written out"},
+		{`["x" * 8e6] | . as $a | [range(1e6) | $a[0]] | add`, "once written out"},
+		{`["x" * 8e6] | . as $a | [range(1e6) | $a[0]] | tojson`, "once written out"},
+		{`["x" * 8e6] | . as $a | [range(1e6) | $a[0]] | @base64`, "once written out"},
+		{`["x" * 8e6] | . as $a | [range(1e6) | $a[0]] | "\(.)"`, "once written out"},
+		{`[range(1e6) | "x"] | join("x" * 8e6)`, "once written out"},
+		{`"x" * 8e6 | . as $s | add(range(1e6) | $s)`, "once written out"},
 		{`reduce range(9995) as $i (null; [.]) | {a: {b: {c: {d: {e: {f: .}}}}}}`, "a value nested over 10000 deep"},
 		{`reduce range(20000) as $i (null; .[0] = .)`, "a value nested over 10000 deep"},
 		{`reduce range(20000) as $i (null; setpath([0]; .))`, "a value nested over 10000 deep"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +100,7 @@ Examples:
 				}
 				p.prog.Timeout = jqTimeout
 				p.prog.MemoryLimit = jqMemoryLimit
+				p.prog.Abort = abortJQ(e, "dump")
 			}
 			var scan scanFunc
 			if ar.archives {
@@ -207,6 +209,17 @@ func (p *recordPrinter) print(ctx context.Context, scan func(func(*vibekit.Recor
 // under 256 MiB for the last step a program takes before the watchdog sees
 // it (a string doubled, say).
 const jqMemoryLimit = 112 << 20
+
+// abortJQ is a Program.Abort for a command that reads, or writes all or
+// nothing: it exits at once, with the error as any other, since stopping
+// the process is the only way to stop a built-in that grows memory.
+// vibekit-pipe does not use it: its buffered rows would be lost.
+func abortJQ(e *env, cmd string) func(error) {
+	return func(err error) {
+		fmt.Fprintf(e.stderr, "vibekit: %s: %v\n", cmd, err)
+		os.Exit(ExitFailure)
+	}
+}
 
 // jqChunk is how many records one jq worker takes at a time.
 const jqChunk = 256

@@ -130,6 +130,7 @@ Examples:
 				}
 				prog.Timeout = jqTimeout
 				prog.MemoryLimit = jqMemoryLimit
+				prog.Abort = abortJQ(e, "import") // nothing is committed: all or nothing
 				im.runner = prog.NewRunner()
 				defer im.runner.Close()
 			}
