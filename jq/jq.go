@@ -167,11 +167,15 @@ func (r *Runner) watch() {
 			return
 		case now := <-tick.C:
 			s := r.started.Load()
-			switch {
-			case s == 0:
-			case now.UnixNano()-s > int64(r.timeout()):
+			if s == 0 {
+				continue
+			}
+			if now.UnixNano()-s > int64(r.timeout()) {
 				r.cancelRun(ErrTimeout)
-			case r.heap != nil:
+			}
+			// Past its timeout too: a step that cannot be stopped may be
+			// what keeps the run going.
+			if r.heap != nil {
 				h := r.heapBytes()
 				if h > r.p.MemoryLimit {
 					r.cancelRun(ErrMemory)
