@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,13 +56,39 @@ type Program struct {
 	code *gojq.Code
 	// Timeout is how long a run on one input value may take: DefaultTimeout
 	// if zero, no limit if negative. A limit costs a little on every step
-	// of the program; programs known to end (the presets) go without.
+	// of the program; programs known to end (the presets) go without. The
+	// watchdog looks at least every millisecond, so a shorter timeout stops
+	// any run still going when it looks.
 	Timeout time.Duration
+	// MemoryLimit stops a run once the Go heap (objects, garbage not yet
+	// collected, and goroutine stacks) passes this many bytes; 0 means no
+	// limit. The heap is the whole process's: a program sets it where jq
+	// runs are what can grow it, with a soft limit (debug.SetMemoryLimit)
+	// below it so that garbage is collected first. It needs a watchdog, so
+	// a negative Timeout turns it off too.
+	MemoryLimit int64
+	// Abort, if set, is called (from the watchdog's goroutine) when the heap
+	// passes AbortFactor times MemoryLimit during a run: one step of the
+	// program (a built-in such as join or match on a huge input) is growing
+	// memory, and cancelling cannot stop it before the step ends. A command
+	// that must stay bounded exits in it; the run goes on if it returns.
+	Abort func(error)
 }
+
+// AbortFactor times a program's MemoryLimit is the heap at which its Abort
+// is called.
+const AbortFactor = 1.25
 
 // Compile parses and compiles src. vars names the variables (with their $)
 // that the program may use; each run passes their values in that order.
-func Compile(src string, vars ...string) (*Program, error) {
+// The steps that could make a huge value at once are checked against the
+// limits in limits.go (MaxString and the rest); going over one is a jq
+// error that `try` can catch.
+func Compile(src string, vars ...string) (*Program, error) { return compile(src, true, vars) }
+
+// compile is Compile; guarded false leaves out the limits' checks, for
+// programs known to build nothing big (the presets), which then run faster.
+func compile(src string, guarded bool, vars []string) (*Program, error) {
 	q, err := gojq.Parse(src)
 	if err != nil {
 		var pe *gojq.ParseError
@@ -71,7 +99,14 @@ func Compile(src string, vars ...string) (*Program, error) {
 		}
 		return nil, &CompileError{Src: src, Offset: -1, Err: err}
 	}
-	code, err := gojq.Compile(q, gojq.WithEnvironLoader(func() []string { return nil }), gojq.WithVariables(vars))
+	opts := []gojq.CompilerOption{gojq.WithEnvironLoader(func() []string { return nil }), gojq.WithVariables(vars)}
+	if guarded {
+		if err := guard(q); err != nil {
+			return nil, &CompileError{Src: src, Offset: -1, Err: err}
+		}
+		opts = append(opts, limitFuncs...)
+	}
+	code, err := gojq.Compile(q, opts...)
 	if err != nil {
 		return nil, &CompileError{Src: src, Offset: -1, Err: err}
 	}
@@ -79,11 +114,13 @@ func Compile(src string, vars ...string) (*Program, error) {
 }
 
 // Runner runs a program over many values, one after another. A watchdog
-// cancels a run that takes longer than the program's Timeout.
+// cancels a run that takes longer than the program's Timeout, or while the
+// heap is over its MemoryLimit.
 type Runner struct {
 	p       *Program
 	started atomic.Int64 // UnixNano when the current run began; 0 when idle
 	stop    chan struct{}
+	heap    []metrics.Sample // what the watchdog reads of the heap
 
 	// The context runs use. It lives across runs (making one per value
 	// costs more than some programs do) and is replaced after the watchdog
@@ -91,7 +128,7 @@ type Runner struct {
 	mu     sync.Mutex
 	parent context.Context
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 }
 
 // NewRunner starts a runner; Close stops its watchdog.
@@ -110,33 +147,72 @@ func (r *Runner) timeout() time.Duration {
 	return DefaultTimeout
 }
 
+// memoryTick is how often the watchdog looks at the heap during a run: a
+// program that doubles a string each step must be stopped within a step or
+// two of passing the limit.
+const memoryTick = 2 * time.Millisecond
+
 func (r *Runner) watch() {
-	tick := time.NewTicker(min(r.timeout()/4, 250*time.Millisecond))
+	// At least every millisecond: a tick of 0 would panic.
+	every := max(time.Millisecond, min(r.timeout()/4, 250*time.Millisecond))
+	if r.p.MemoryLimit > 0 {
+		every = min(every, memoryTick)
+		r.heap = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-r.stop:
 			return
 		case now := <-tick.C:
-			if s := r.started.Load(); s != 0 && now.UnixNano()-s > int64(r.timeout()) {
-				r.mu.Lock()
-				if r.cancel != nil {
-					r.cancel()
+			s := r.started.Load()
+			if s == 0 {
+				continue
+			}
+			if now.UnixNano()-s > int64(r.timeout()) {
+				r.cancelRun(ErrTimeout)
+			}
+			// Past its timeout too: a step that cannot be stopped may be
+			// what keeps the run going.
+			if r.heap != nil {
+				h := r.heapBytes()
+				if h > r.p.MemoryLimit {
+					r.cancelRun(ErrMemory)
 				}
-				r.mu.Unlock()
+				if r.p.Abort != nil && float64(h) > AbortFactor*float64(r.p.MemoryLimit) {
+					r.p.Abort(fmt.Errorf("%w (limit %d MiB): one step passed %d MiB, and it cannot be stopped midway",
+						ErrMemory, r.p.MemoryLimit>>20, h>>20))
+				}
 			}
 		}
 	}
 }
 
+// heapBytes is the heap's size as MemoryLimit counts it.
+func (r *Runner) heapBytes() int64 {
+	metrics.Read(r.heap)
+	var n uint64
+	for _, s := range r.heap {
+		if s.Value.Kind() == metrics.KindUint64 {
+			n += s.Value.Uint64()
+		}
+	}
+	return int64(n)
+}
+
+func (r *Runner) cancelRun(cause error) {
+	r.mu.Lock()
+	if r.cancel != nil {
+		r.cancel(cause)
+	}
+	r.mu.Unlock()
+}
+
 // Close stops the watchdog.
 func (r *Runner) Close() {
 	close(r.stop)
-	r.mu.Lock()
-	if r.cancel != nil {
-		r.cancel()
-	}
-	r.mu.Unlock()
+	r.cancelRun(context.Canceled)
 }
 
 // runContext returns the context for a run under parent.
@@ -145,16 +221,20 @@ func (r *Runner) runContext(parent context.Context) context.Context {
 	defer r.mu.Unlock()
 	if r.ctx == nil || r.parent != parent || r.ctx.Err() != nil {
 		if r.cancel != nil {
-			r.cancel()
+			r.cancel(context.Canceled)
 		}
 		r.parent = parent
-		r.ctx, r.cancel = context.WithCancel(parent)
+		r.ctx, r.cancel = context.WithCancelCause(parent)
 	}
 	return r.ctx
 }
 
-// ErrTimeout is returned when a program runs too long on one value.
-var ErrTimeout = errors.New("jq: program ran too long on one value")
+// ErrTimeout is returned when a program runs too long on one value, and
+// ErrMemory when the heap passed the program's MemoryLimit during a run.
+var (
+	ErrTimeout = errors.New("jq: program ran too long on one value")
+	ErrMemory  = errors.New("jq: program used too much memory on one value")
+)
 
 // Run runs the program on v and calls emit with each output. A jq error
 // (`error("x")`, a type error) is returned as an error.
@@ -181,6 +261,13 @@ func (r *Runner) RunWith(parent context.Context, v any, vars []any, emit func(an
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				if parent.Err() != nil {
 					return context.Cause(parent)
+				}
+				if errors.Is(context.Cause(ctx), ErrMemory) {
+					// Collect what the run left now, so that the next run
+					// does not start over the limit.
+					iter = nil
+					runtime.GC()
+					return fmt.Errorf("%w (limit %d MiB)", ErrMemory, r.p.MemoryLimit>>20)
 				}
 				return fmt.Errorf("%w (limit %v)", ErrTimeout, r.timeout())
 			}

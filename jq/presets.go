@@ -34,7 +34,7 @@ func CompilePreset(name string) (*Program, error) {
 	if !ok {
 		return nil, fmt.Errorf("no preset %q (presets: %s)", name, strings.Join(PresetNames(), ", "))
 	}
-	p, err := CompileMap(src)
+	p, err := compile(src, false, MapVars)
 	if err != nil {
 		return nil, fmt.Errorf("preset %s: %w", name, err)
 	}

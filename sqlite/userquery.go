@@ -17,9 +17,33 @@ type QueryOptions struct {
 	// Write lets the statement change the database (CREATE INDEX, DELETE,
 	// ...). ATTACH, VACUUM INTO and extensions stay refused.
 	Write bool
-	// Timeout stops the statement after this long; 0 means no limit.
+	// Timeout stops the statement after this long, the time its rows take
+	// to be handed on included; 0 means no limit.
 	Timeout time.Duration
+	// MaxLength is the longest string, blob or row SQLite may make or read
+	// (SQLITE_LIMIT_LENGTH); 0 means DefaultMaxLength.
+	MaxLength int
+	// MaxRowBytes bounds the strings and blobs of one result row together;
+	// 0 means DefaultMaxRowBytes.
+	MaxRowBytes int
+	// HeapLimit, if positive, sets SQLite's hard heap limit: for the whole
+	// process, not this statement only (PRAGMA hard_heap_limit). Temporary
+	// data beyond it (big sorts) goes to temporary files.
+	HeapLimit int64
 }
+
+// Limits of a user's statement unless QueryOptions says otherwise. A row the
+// pipe stores holds one line of at most its --max-line-bytes (1 MiB by
+// default) in a field: 16 MiB leaves room for rows stored with a larger
+// limit, and keeps a result row's copies (SQLite's, Go's, the output's) well
+// under the memory a command may use.
+const (
+	DefaultMaxLength   = 16 << 20
+	DefaultMaxRowBytes = 32 << 20
+)
+
+// ErrRowTooBig is a result row over QueryOptions.MaxRowBytes.
+var ErrRowTooBig = errors.New("result row too big")
 
 // RefusedError is a user statement that was not run.
 type RefusedError struct {
@@ -56,6 +80,19 @@ var (
 	}
 )
 
+// writePragmas are the pragmas a writable statement may set: they act on the
+// connection or tidy the file, and none can make the store unreadable to our
+// commands. Setting any other (user_version, application_id, schema_version,
+// writable_schema, journal_mode, locking_mode, secure_delete, the heap
+// limits, ...) is refused: a wrong value locks every command out, or breaks a
+// guarantee such as crash safety or deleted rows being unreadable.
+var writePragmas = map[string]bool{
+	"analysis_limit": true, "busy_timeout": true, "cache_size": true, "case_sensitive_like": true,
+	"defer_foreign_keys": true, "foreign_keys": true, "incremental_vacuum": true, "optimize": true,
+	"recursive_triggers": true, "reverse_unordered_selects": true, "shrink_memory": true,
+	"wal_checkpoint": true, "automatic_index": true, "cell_size_check": true,
+}
+
 // authorizer decides, while SQLite compiles a statement, which actions it
 // may take. Read-only, it allows reading and a list of harmless pragmas
 // only; writable, everything but attaching files and loading code.
@@ -86,6 +123,9 @@ func (a *authorizer) check(op int, arg1, arg2, _ string) int {
 		return sqlite3.SQLITE_OK
 	}
 	if a.write {
+		if op == sqlite3.SQLITE_PRAGMA && arg2 != "" && !writePragmas[strings.ToLower(arg1)] && !argPragmas[strings.ToLower(arg1)] {
+			return deny(fmt.Sprintf("PRAGMA %s = %s is not allowed, even with --write: it could lock every command out of the store or break its guarantees", arg1, arg2), false)
+		}
 		return sqlite3.SQLITE_OK
 	}
 	switch op {
@@ -168,6 +208,19 @@ func (db *DB) UserQuery(ctx context.Context, q string, opts QueryOptions, header
 	auth := &authorizer{write: opts.Write, stmt: q}
 	err = conn.Raw(func(dc any) error {
 		c := dc.(*sqlite3.SQLiteConn)
+		// The limits bound what one statement can make; the connection goes
+		// back to the pool with its own.
+		maxLen := opts.MaxLength
+		if maxLen <= 0 {
+			maxLen = DefaultMaxLength
+		}
+		prevLen := c.SetLimit(sqlite3.SQLITE_LIMIT_LENGTH, maxLen)
+		defer c.SetLimit(sqlite3.SQLITE_LIMIT_LENGTH, prevLen)
+		if opts.HeapLimit > 0 {
+			if _, err := c.ExecContext(ctx, fmt.Sprintf(`PRAGMA hard_heap_limit = %d`, opts.HeapLimit), nil); err != nil {
+				return fmt.Errorf("set the heap limit: %w", err)
+			}
+		}
 		c.RegisterAuthorizer(auth.check)
 		defer c.RegisterAuthorizer(nil)
 		// Prepare compiles the first statement only; the count above made
@@ -193,16 +246,34 @@ func (db *DB) UserQuery(ctx context.Context, q string, opts QueryOptions, header
 		if err := header(cols); err != nil {
 			return err
 		}
+		maxRow := opts.MaxRowBytes
+		if maxRow <= 0 {
+			maxRow = DefaultMaxRowBytes
+		}
 		dest := make([]driver.Value, len(cols))
 		vals := make([]any, len(cols))
 		for {
+			// Writing rows out counts against the timeout too.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if err := rows.Next(dest); err == io.EOF {
 				return nil
 			} else if err != nil {
 				return err
 			}
+			size := 0
 			for i, v := range dest {
 				vals[i] = v
+				switch v := v.(type) {
+				case string:
+					size += len(v)
+				case []byte:
+					size += len(v)
+				}
+			}
+			if size > maxRow {
+				return fmt.Errorf("%w: %d bytes, over the limit of %d", ErrRowTooBig, size, maxRow)
 			}
 			if err := row(vals); err != nil {
 				return err
@@ -220,6 +291,17 @@ func (db *DB) UserQuery(ctx context.Context, q string, opts QueryOptions, header
 		}
 		if errors.Is(context.Cause(ctx), ErrQueryTimeout) {
 			return fmt.Errorf("query: %w (%v)", ErrQueryTimeout, opts.Timeout)
+		}
+		if se, ok := errors.AsType[sqlite3.Error](err); ok {
+			switch se.Code {
+			case sqlite3.ErrTooBig:
+				return fmt.Errorf("query: %w (a string, blob or row may be at most %d bytes)", err, maxLength(opts))
+			case sqlite3.ErrNomem:
+				if opts.HeapLimit <= 0 {
+					break
+				}
+				return fmt.Errorf("query: %w (SQLite's memory is limited to %d MiB)", err, opts.HeapLimit>>20)
+			}
 		}
 		return fmt.Errorf("query: %w", err)
 	}
@@ -244,4 +326,11 @@ words:
 		return "the statement"
 	}
 	return strings.Join(words, " ")
+}
+
+func maxLength(o QueryOptions) int {
+	if o.MaxLength > 0 {
+		return o.MaxLength
+	}
+	return DefaultMaxLength
 }

@@ -149,6 +149,9 @@ func newAgent(o *pipeOptions) (agent, error) {
 	if err != nil {
 		return agent{}, err // a jq.CompileError: exit 3
 	}
+	if p != nil {
+		p.MemoryLimit = jqMemoryLimit
+	}
 	if !o.agentSet && o.preset != "" {
 		// The preset's agent: its own rows name it anyway, and so do the
 		// --session session's (plain text between, a command's start and end).

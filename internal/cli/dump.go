@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,10 +105,15 @@ Examples:
 				if p.format != "ndjson" && p.format != "json" {
 					return usageErrorf("--jq prints JSON values: --format must be ndjson or json, not %s", p.format)
 				}
+				if err := checkJQTimeout(jqTimeout); err != nil {
+					return err
+				}
 				if p.prog, err = jq.Compile(jqSrc); err != nil {
 					return err
 				}
 				p.prog.Timeout = jqTimeout
+				p.prog.MemoryLimit = jqMemoryLimit
+				p.prog.Abort = abortJQ(e, "dump")
 			}
 			var scan scanFunc
 			if ar.archives {
@@ -216,17 +222,51 @@ func (p *recordPrinter) print(ctx context.Context, scan func(func(*vibekit.Recor
 	return w.close()
 }
 
+// jqMemoryLimit is the Go heap a jq program may take the process to before
+// it is stopped: over the commands' soft limit (vibekitMemoryLimit,
+// pipeMemoryLimit), so that garbage is collected first, and far enough
+// under 256 MiB for the last step a program takes before the watchdog sees
+// it (a string doubled, say).
+const jqMemoryLimit = 112 << 20
+
+// abortJQ is a Program.Abort for a command that reads, or writes all or
+// nothing: it exits at once, with the error as any other, since stopping
+// the process is the only way to stop a built-in that grows memory.
+// vibekit-pipe does not use it: its buffered rows would be lost.
+func abortJQ(e *env, cmd string) func(error) {
+	return func(err error) {
+		fmt.Fprintf(e.stderr, "vibekit: %s: %v\n", cmd, err)
+		os.Exit(ExitFailure)
+	}
+}
+
 // jqChunk is how many records one jq worker takes at a time.
 const jqChunk = 256
 
-// jqJob is a chunk of records and, once a worker is done, their outputs:
-// out[ends[i-1]:ends[i]] is the i-th value.
+// Bounds on what a jq program's outputs hold in memory: a piece of output
+// goes to the writer once it holds jqPieceBytes, a chunk has at most
+// jqPieces waiting, and one record's outputs together may not pass
+// jqMaxOutput (a program such as range(1e9) would otherwise print for ever
+// on one record, faster than any timeout notices memory).
+const (
+	jqPieceBytes = 1 << 20
+	jqPieces     = 4
+	jqMaxOutput  = 64 << 20
+)
+
+// jqJob is a chunk of records, and the pieces of output a worker makes of
+// them, in order.
 type jqJob struct {
-	recs []vibekit.Record
+	recs   []vibekit.Record
+	pieces chan *jqPiece
+}
+
+// jqPiece is some outputs: out[ends[i-1]:ends[i]] is the i-th value; err,
+// if set, stopped the chunk after them.
+type jqPiece struct {
 	out  []byte
 	ends []int
 	err  error
-	done chan struct{}
 }
 
 // printJQ runs prog over the records that scan yields on two workers, since
@@ -243,49 +283,39 @@ func printJQ(ctx context.Context, scan func(func(*vibekit.Record) error) error, 
 			runner := prog.NewRunner()
 			defer runner.Close()
 			for j := range jobs {
-				for i := range j.recs {
-					r := &j.recs[i]
-					err := runner.Run(ctx, jq.RecordValue(r), func(v any) error {
-						j.out = jq.AppendValue(j.out, v)
-						j.ends = append(j.ends, len(j.out))
-						return nil
-					})
-					if err != nil {
-						j.err = fmt.Errorf("record %d: %w", r.ID, err)
-						break
-					}
-				}
-				close(j.done)
+				runJob(ctx, runner, j)
 			}
 		}()
 	}
-	// The writer stops at the first failed chunk; failed tells the scan.
+	// The writer stops at the first failure; failed tells the scan. It
+	// drains every piece, so that no worker waits for it.
 	var failed atomic.Bool
 	writeErr := make(chan error, 1)
 	go func() {
 		var err error
 		for j := range inOrder {
-			<-j.done
-			start := 0
-			for _, end := range j.ends {
-				if err != nil {
-					break
+			for pc := range j.pieces {
+				start := 0
+				for _, end := range pc.ends {
+					if err != nil {
+						break
+					}
+					err = jw.raw(pc.out[start:end])
+					start = end
 				}
-				err = jw.raw(j.out[start:end])
-				start = end
-			}
-			if err == nil {
-				err = j.err
-			}
-			if err != nil {
-				failed.Store(true)
+				if err == nil {
+					err = pc.err
+				}
+				if err != nil {
+					failed.Store(true)
+				}
 			}
 		}
 		writeErr <- err
 	}()
 	var chunk []vibekit.Record
 	send := func() {
-		j := &jqJob{recs: chunk, done: make(chan struct{})}
+		j := &jqJob{recs: chunk, pieces: make(chan *jqPiece, jqPieces)}
 		inOrder <- j
 		jobs <- j
 		chunk = nil
@@ -313,6 +343,39 @@ func printJQ(ctx context.Context, scan func(func(*vibekit.Record) error) error, 
 		return err
 	}
 	return scanErr
+}
+
+// runJob runs the program over a chunk's records and hands their outputs
+// on in pieces.
+func runJob(ctx context.Context, runner *jq.Runner, j *jqJob) {
+	defer close(j.pieces)
+	pc := &jqPiece{}
+	for i := range j.recs {
+		r := &j.recs[i]
+		size := 0
+		err := runner.Run(ctx, jq.RecordValue(r), func(v any) error {
+			n := len(pc.out)
+			pc.out = jq.AppendValue(pc.out, v)
+			if size += len(pc.out) - n; size > jqMaxOutput {
+				return fmt.Errorf("jq: the outputs passed %d MiB", jqMaxOutput>>20)
+			}
+			pc.ends = append(pc.ends, len(pc.out))
+			if len(pc.out) >= jqPieceBytes {
+				j.pieces <- pc
+				pc = &jqPiece{}
+			}
+			return nil
+		})
+		if err != nil {
+			pc.out = pc.out[:0]
+			if len(pc.ends) > 0 {
+				pc.out = pc.out[:pc.ends[len(pc.ends)-1]]
+			}
+			pc.err = fmt.Errorf("record %d: %w", r.ID, err)
+			break
+		}
+	}
+	j.pieces <- pc
 }
 
 // errStopped ends a scan whose output already failed; that failure is reported.

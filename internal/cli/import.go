@@ -20,11 +20,22 @@ import (
 
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/jq"
+	"github.com/vibekit/vibekit-pipe/reader"
+	"github.com/vibekit/vibekit-pipe/redact"
 )
 
-// importBatch is how many records are handed to the store at a time; all
-// of them are still committed in one transaction.
-const importBatch = 1000
+// importBatch is how many records are handed to the store at a time, and
+// importBatchBytes about how many bytes of input; all of them are still
+// committed in one transaction.
+const (
+	importBatch      = 1000
+	importBatchBytes = 8 << 20
+)
+
+// maxTransformOutputs bounds the records --transform may make of one input,
+// as the pipe's map programs are bounded: they are held until the input is
+// done.
+const maxTransformOutputs = 10000
 
 // maxRejectRaw bounds the text of an invalid record kept in vk_rejects.
 const maxRejectRaw = 64 << 10
@@ -38,13 +49,17 @@ func newImportCommand(e *env) *ffcli.Command {
 		transform   string
 		jqTimeout   time.Duration
 		skipInvalid bool
+		maxLine     int
+		ro          importRedaction
 	)
 	wf.register(fs)
+	ro.register(fs)
 	fs.StringVar(&format, "format", "auto", "input `format`: ndjson, json (one array of records), csv, or auto (by the file's extension, else its first byte)")
 	fs.StringVar(&file, "file", "-", "read this `file` (- for stdin)")
 	fs.StringVar(&transform, "transform", "", "reshape each input object with this jq `program` first; it may emit 0 or more records")
 	fs.DurationVar(&jqTimeout, "jq-timeout", jq.DefaultTimeout, "longest the --transform program may run on one input")
 	fs.BoolVar(&skipInvalid, "skip-invalid", false, "store invalid records in the rejects table and go on, instead of failing")
+	fs.IntVar(&maxLine, "max-line-bytes", reader.DefaultMaxLine, "longest NDJSON line or JSON array element stored; a longer line becomes a reject")
 	addConfigFlag(fs)
 	return &ffcli.Command{
 		Name:       "import",
@@ -60,6 +75,15 @@ end or error; metadata must be an object; timestamp is Unix ms or seconds, or
 an RFC 3339 time (the import time when missing); ids are assigned anew; other
 keys go into metadata. CSV needs a header row of field names; its metadata
 cells hold JSON, and empty cells are null.
+
+Secrets are redacted before anything is stored, as vibekit-pipe does
+(--redact none|secrets|all, default secrets; --redact-pattern, --hash-field).
+
+Memory stays bounded whatever the input: a JSON array is read one element at
+a time, and an NDJSON line or array element longer than --max-line-bytes
+becomes a reject (with its line and byte offset) while reading goes on. An
+array element too long to hold (over the limit by more than 128 KiB) stops
+the import, since the rest of the array cannot be told apart from it.
 
 --transform takes the place of the guide's JS transform script: a jq program
 that gets each input object (a CSV row as an object of strings) and emits
@@ -79,7 +103,18 @@ Examples:
 			if len(args) > 0 {
 				return usageErrorf("import: unexpected argument %q (use --file)", args[0])
 			}
-			if err := applySettings(fs, "db", "enable-indexes", "jq-timeout"); err != nil {
+			if err := applySettings(fs, "db", "enable-indexes", "jq-timeout", "max-line-bytes",
+				"redact", "redact-pattern", "hash-field", "hash-key"); err != nil {
+				return err
+			}
+			if maxLine < 1 {
+				return usageErrorf("--max-line-bytes must be at least 1")
+			}
+			if err := checkJQTimeout(jqTimeout); err != nil {
+				return err
+			}
+			red, err := ro.redactor()
+			if err != nil {
 				return err
 			}
 			switch format {
@@ -87,13 +122,15 @@ Examples:
 			default:
 				return usageErrorf("--format %q: use ndjson, json, csv or auto", format)
 			}
-			im := &importer{e: e, skipInvalid: skipInvalid, now: e.now()}
+			im := &importer{e: e, skipInvalid: skipInvalid, now: e.now(), maxLine: maxLine, red: red}
 			if transform != "" {
 				prog, err := jq.Compile(transform)
 				if err != nil {
 					return err
 				}
 				prog.Timeout = jqTimeout
+				prog.MemoryLimit = jqMemoryLimit
+				prog.Abort = abortJQ(e, "import") // nothing is committed: all or nothing
 				im.runner = prog.NewRunner()
 				defer im.runner.Close()
 			}
@@ -175,9 +212,11 @@ func sniffFormat(file string, br *bufio.Reader) string {
 
 // item is one input object (JSON text) and the line it starts on.
 type item struct {
-	raw    []byte
-	line   int
-	offset int64 // byte offset of the item's start in the input (0 for CSV rows)
+	raw      []byte
+	line     int
+	offset   int64 // byte offset of the item's start in the input (0 for CSV rows)
+	length   int64 // its full length when raw holds only its start (overlong); else 0
+	overlong bool
 }
 
 // importer turns input objects into records and rejects.
@@ -185,6 +224,8 @@ type importer struct {
 	e           *env
 	source      string
 	skipInvalid bool
+	maxLine     int
+	red         *redact.Redactor // nil: nothing to redact
 	runner      *jq.Runner
 	now         time.Time
 	records     atomic.Int64 // read so far, for the progress bar
@@ -196,66 +237,141 @@ type importer struct {
 func (im *importer) items(format string, br *bufio.Reader) (func() (item, error), error) {
 	switch format {
 	case "json":
-		data, err := io.ReadAll(br)
-		if err != nil {
-			return nil, fmt.Errorf("import: read %s: %w", im.source, err)
-		}
-		return jsonArrayItems(data)
+		return jsonArrayItems(br, im.maxLine)
 	case "csv":
 		return im.csvItems(br)
 	}
-	line, offset := 0, int64(0)
+	// The pipe's splitter: an overlong line is cut to its start, counted
+	// whole, and reading goes on after it.
+	sp := reader.NewSplitter(br, im.source, im.maxLine, 0, 0)
+	atEOF := false
 	return func() (item, error) {
 		for {
-			b, err := br.ReadBytes('\n')
-			if len(b) == 0 && err != nil {
-				return item{}, err
+			var l reader.Line
+			if atEOF {
+				var ok bool
+				if l, ok = sp.Partial(); !ok {
+					return item{}, io.EOF
+				}
+			} else {
+				var err error
+				if l, err = sp.Next(); reader.IsEOF(err) {
+					atEOF = true
+					continue
+				} else if err != nil {
+					return item{}, err
+				}
 			}
-			line++
-			start := offset
-			offset += int64(len(b))
-			if len(bytes.TrimSpace(b)) == 0 {
+			if l.Overlong {
+				return item{raw: l.Data, line: int(l.Num), offset: l.Offset, length: l.Length, overlong: true}, nil
+			}
+			if len(bytes.TrimSpace(l.Data)) == 0 {
 				continue
 			}
-			return item{raw: bytes.TrimRight(b, "\r\n"), line: line, offset: start}, nil
+			return item{raw: l.Data, line: int(l.Num), offset: l.Offset}, nil
 		}
 	}, nil
 }
 
-// jsonArrayItems walks one JSON array, giving each element's first line.
-func jsonArrayItems(data []byte) (func() (item, error), error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
+// errElementTooLong stops reading a JSON array element over the limit.
+var errElementTooLong = errors.New("element too long")
+
+// elementGuard lets a json.Decoder read at most max bytes (plus some read
+// ahead) past the end of the last element it decoded, so that one huge
+// element cannot grow memory. It keeps what was read since the last
+// position asked about, to count that position's line.
+type elementGuard struct {
+	r        io.Reader
+	max      int64
+	read     int64  // bytes handed to the decoder
+	win      []byte // the input from offset winStart to read
+	winStart int64
+	lines    int   // newlines before winStart
+	lastEnd  int64 // offset after the last element decoded
+	overflow bool
+}
+
+const guardChunk = 64 << 10
+
+func (g *elementGuard) Read(p []byte) (int, error) {
+	if g.read-g.lastEnd > g.max+2*guardChunk {
+		g.overflow = true
+		return 0, errElementTooLong
+	}
+	n, err := g.r.Read(p[:min(len(p), guardChunk)])
+	g.read += int64(n)
+	g.win = append(g.win, p[:n]...)
+	return n, err
+}
+
+// nextStart is the offset of the first byte after the last element that is
+// neither space nor comma: where the next element starts.
+func (g *elementGuard) nextStart() int64 {
+	i := max(g.lastEnd-g.winStart, 0)
+	for i < int64(len(g.win)) && strings.IndexByte(" \t\r\n,", g.win[i]) >= 0 {
+		i++
+	}
+	return g.winStart + i
+}
+
+// lineAt is the line of the byte at offset off; offsets asked about must
+// not decrease.
+func (g *elementGuard) lineAt(off int64) int {
+	k := min(max(off-g.winStart, 0), int64(len(g.win)))
+	g.lines += bytes.Count(g.win[:k], []byte{'\n'})
+	g.win = g.win[k:]
+	g.winStart += k
+	return g.lines + 1
+}
+
+// jsonArrayItems streams one JSON array, one element at a time, giving each
+// element's first line and byte offset. Memory is bounded by maxElem: a
+// longer element stops the import (the decoder cannot step over it).
+func jsonArrayItems(r io.Reader, maxElem int) (func() (item, error), error) {
+	g := &elementGuard{r: r, max: int64(maxElem)}
+	dec := json.NewDecoder(g)
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil || tok != json.Delim('[') {
 		return nil, errors.New("import: --format json wants one JSON array of records (NDJSON is --format ndjson)")
 	}
-	line, counted := 1, 0
-	lineAt := func(off int) int {
-		line += bytes.Count(data[counted:off], []byte{'\n'})
-		counted = off
-		return line
+	lineAt := g.lineAt
+	tooLong := func() error {
+		start := g.nextStart()
+		return fmt.Errorf("line %d: the JSON array element at byte %d is over %d bytes (--max-line-bytes); nothing was imported",
+			lineAt(start), start, maxElem)
 	}
 	done := false
 	return func() (item, error) {
-		if done || !dec.More() {
-			if !done {
-				done = true
-				if _, err := dec.Token(); err != nil {
-					return item{}, fmt.Errorf("line %d: %w", lineAt(int(dec.InputOffset())), err)
+		if done {
+			return item{}, io.EOF
+		}
+		if !dec.More() {
+			done = true
+			if _, err := dec.Token(); err != nil {
+				if g.overflow {
+					return item{}, tooLong()
 				}
+				return item{}, fmt.Errorf("line %d: %w", lineAt(dec.InputOffset()), err)
 			}
 			return item{}, io.EOF
 		}
-		start := int(dec.InputOffset())
-		for start < len(data) && strings.IndexByte(" \t\r\n,", data[start]) >= 0 {
-			start++
-		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return item{}, fmt.Errorf("line %d: invalid JSON: %w", lineAt(start), err)
+			done = true
+			if g.overflow {
+				return item{}, tooLong()
+			}
+			return item{}, fmt.Errorf("line %d: invalid JSON: %w", lineAt(dec.InputOffset()), err)
 		}
-		return item{raw: raw, line: lineAt(start), offset: int64(start)}, nil
+		end := dec.InputOffset()
+		g.lastEnd = end
+		start := end - int64(len(raw))
+		line := lineAt(start)
+		if len(raw) > maxElem {
+			return item{raw: raw[:min(len(raw), maxRejectRaw)], line: line, offset: start, length: int64(len(raw)), overlong: true}, nil
+		}
+		return item{raw: raw, line: line, offset: start}, nil
 	}, nil
 }
 
@@ -312,8 +428,9 @@ func (im *importer) csvItems(br *bufio.Reader) (func() (item, error), error) {
 // fill adds the next records to b, up to importBatch; it reports whether
 // more may follow.
 func (im *importer) fill(ctx context.Context, b *vibekit.Batch, next func() (item, error)) (bool, error) {
-	for len(b.Records)+len(b.Rejects) < importBatch {
+	for size := 0; len(b.Records)+len(b.Rejects) < importBatch && size < importBatchBytes; {
 		it, err := next()
+		size += len(it.raw)
 		switch {
 		case err == io.EOF:
 			return false, nil
@@ -327,6 +444,11 @@ func (im *importer) fill(ctx context.Context, b *vibekit.Batch, next func() (ite
 			return false, fmt.Errorf("%s: %w", im.source, err)
 		}
 		im.records.Add(1)
+		if it.overlong {
+			// As in the pipe: a line over the limit is always a reject.
+			im.reject(b, it, fmt.Sprintf("line is %d bytes, over the limit of %d (--max-line-bytes)", it.length, im.maxLine))
+			continue
+		}
 		if err := im.add(ctx, b, it); err != nil {
 			return false, err
 		}
@@ -346,7 +468,9 @@ func (im *importer) add(ctx context.Context, b *vibekit.Batch, it item) error {
 	emitted := 0
 	var buf []byte
 	err = im.runner.Run(ctx, v, func(out any) error {
-		emitted++
+		if emitted++; emitted > maxTransformOutputs {
+			return fmt.Errorf("the transform made more than %d records of one input", maxTransformOutputs)
+		}
 		if _, ok := out.(map[string]any); !ok {
 			return im.invalid(b, it, fmt.Sprintf("the transform made %s, not an object", vibekit.KindOf(out)))
 		}
@@ -372,6 +496,9 @@ func (im *importer) decode(b *vibekit.Batch, it item, raw []byte) error {
 	var rec vibekit.Record
 	switch kind, err := vibekit.DecodeLine(raw, im.now, &rec); kind {
 	case vibekit.LineRecord:
+		if im.red != nil {
+			im.red.Record(&rec)
+		}
 		b.Records = append(b.Records, rec)
 		return nil
 	case vibekit.LineReject:
@@ -408,10 +535,18 @@ func (im *importer) reject(b *vibekit.Batch, it item, reason string) {
 	if len(raw) > maxRejectRaw {
 		raw = raw[:maxRejectRaw]
 	}
-	b.Rejects = append(b.Rejects, vibekit.Reject{
-		Source: im.source, Line: int64(it.line), Offset: it.offset, Length: int64(len(it.raw)),
+	length := it.length
+	if !it.overlong {
+		length = int64(len(it.raw))
+	}
+	rej := vibekit.Reject{
+		Source: im.source, Line: int64(it.line), Offset: it.offset, Length: length,
 		Reason: reason, Raw: vibekit.ValidUTF8(raw), Time: im.now.UnixMilli(),
-	})
+	}
+	if im.red != nil {
+		im.red.Reject(&rej)
+	}
+	b.Rejects = append(b.Rejects, rej)
 }
 
 // countingReader counts the bytes read through it, for the progress bar.
@@ -464,4 +599,55 @@ func progressLine(read, size, records int64, width int) string {
 	n := int(frac * float64(width))
 	return fmt.Sprintf("[%s%s] %3.0f%%  %s of %s  %s", strings.Repeat("#", n), strings.Repeat("-", width-n),
 		frac*100, formatBytes(read), formatBytes(size), plural(records, "record"))
+}
+
+// importRedaction are import's redaction flags, vibekit-pipe's own with the
+// same defaults: what the pipe would not store, import does not either.
+type importRedaction struct {
+	level      string
+	patterns   repeated
+	hashFields repeated
+	hashKey    string
+}
+
+func (o *importRedaction) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.level, "redact", "secrets", "redact `level`: none, secrets (API keys, tokens, private keys, URL passwords) or all (also emails and card numbers)")
+	fs.Var(&o.patterns, "redact-pattern", "also redact what this `NAME=REGEX` matches, as [REDACTED:NAME] (repeatable)")
+	fs.Var(&o.hashFields, "hash-field", "store this `field` (metadata.userId, prompt, ...) as a keyed hash (repeatable; needs --hash-key)")
+	fs.StringVar(&o.hashKey, "hash-key", "", "secret `key` of the --hash-field hashes (better set in VIBEKIT_HASH_KEY than on the command line)")
+}
+
+// redactor builds the redactor the flags ask for; nil if it changes nothing.
+func (o *importRedaction) redactor() (*redact.Redactor, error) {
+	level, err := redact.ParseLevel(o.level)
+	if err != nil {
+		return nil, usageErrorf("--redact: %v", err)
+	}
+	ro := redact.Options{Level: level, HashFields: o.hashFields, HashKey: []byte(o.hashKey)}
+	for _, s := range o.patterns {
+		p, err := redact.ParsePattern(s)
+		if err != nil {
+			return nil, usageErrorf("--redact-pattern: %v", err)
+		}
+		ro.Patterns = append(ro.Patterns, p)
+	}
+	r, err := redact.New(ro)
+	switch {
+	case errors.Is(err, redact.ErrNoHashKey):
+		return nil, usageErrorf("--hash-field needs a key: set VIBEKIT_HASH_KEY (or --hash-key) to a secret kept apart from the database")
+	case err != nil:
+		return nil, usageErrorf("%v", err)
+	}
+	if !r.Enabled() {
+		return nil, nil
+	}
+	return r, nil
+}
+
+// checkJQTimeout refuses a --jq-timeout that cannot be a limit: 0 or less.
+func checkJQTimeout(d time.Duration) error {
+	if d <= 0 {
+		return usageErrorf("--jq-timeout %v: must be positive (a jq program is always stopped after some time)", d)
+	}
+	return nil
 }

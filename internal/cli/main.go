@@ -64,6 +64,10 @@ func droppedRows(o *pipeOptions) string {
 // memory (a few MiB of page cache) comes on top.
 const pipeMemoryLimit = 40 << 20
 
+// vibekitMemoryLimit is the Go heap's soft limit in vibekit; SQLite's own
+// memory is bounded apart (see sqlite.UserQuery's heap limit).
+const vibekitMemoryLimit = 96 << 20
+
 // MainVibekit runs vibekit as a process; SIGINT and SIGTERM cancel the
 // command, which cleans up before exiting.
 func MainVibekit() int {
@@ -71,6 +75,12 @@ func MainVibekit() int {
 		// Reading makes many short-lived values (a map per record for jq) and
 		// keeps few: collecting less often halves dump --jq's CPU for ~10 MiB.
 		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// The collector works harder as the heap nears this, and the jq
+		// runners stop a program that passes their share of it (see
+		// jqMemoryLimit): every command stays well under 256 MiB.
+		debug.SetMemoryLimit(vibekitMemoryLimit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

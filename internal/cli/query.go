@@ -18,6 +18,10 @@ import (
 // DefaultQueryTimeout bounds a user's statement unless --timeout says.
 const DefaultQueryTimeout = 30 * time.Second
 
+// queryHeapLimit is SQLite's hard heap limit while a user's statement runs:
+// with the Go heap's soft limit it keeps query under 256 MiB.
+const queryHeapLimit = 64 << 20
+
 // errorGroupColumns are the columns --errors --group-by takes.
 var errorGroupColumns = []string{"prompt", "agentType", "sessionId", "mode", "sandboxId", "repoUrl"}
 
@@ -139,7 +143,7 @@ Examples:
 			}
 			run := func(store *sqlite.DB) error {
 				w := newRowWriter(format, e.stdout, e.tableWidth(), e.color())
-				err := store.UserQuery(ctx, q, sqlite.QueryOptions{Write: write, Timeout: timeout},
+				err := store.UserQuery(ctx, q, sqlite.QueryOptions{Write: write, Timeout: timeout, HeapLimit: queryHeapLimit},
 					func(names []string) error {
 						cols := make([]column, len(names))
 						for i, n := range names {

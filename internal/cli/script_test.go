@@ -18,6 +18,7 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"vibekit-pipe": func() { os.Exit(MainPipe()) },
 		"vibekit":      func() { os.Exit(MainVibekit()) },
+		"vk-measure":   measureMain, // limits_test.go
 	})
 }
 
