@@ -824,3 +824,54 @@ func TestFollower_CopyOfAClaimedFile(t *testing.T) {
 		}
 	})
 }
+
+// TestWalkPattern_DoubleStar: "**" is any number of directories, none
+// included, as the agents' transcript trees need (Claude Code's subagents
+// sit a level below their session's file).
+func TestWalkPattern_DoubleStar(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"projects/top.jsonl", "projects/p/s.jsonl", "projects/p/s/subagents/a.jsonl", "projects/p/notes.txt", "other/x.jsonl"} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		appendFile(t, filepath.Join(dir, p), "")
+	}
+	pattern := filepath.Join(dir, "projects/**/*.jsonl")
+	matches, dirs := walkPattern(pattern)
+	want := []string{filepath.Join(dir, "projects/p/s.jsonl"), filepath.Join(dir, "projects/p/s/subagents/a.jsonl"), filepath.Join(dir, "projects/top.jsonl")}
+	if !slices.Equal(matches, want) {
+		t.Errorf("matches = %q, want %q", matches, want)
+	}
+	for _, d := range []string{"projects", "projects/p", "projects/p/s", "projects/p/s/subagents"} {
+		if !slices.Contains(dirs, filepath.Join(dir, d)) {
+			t.Errorf("%s is not watched: dirs %q", d, dirs)
+		}
+	}
+	for path, want := range map[string]bool{
+		"projects/new/deeper":         true, // a directory on the way
+		"projects/new/deeper/z.jsonl": true,
+		"projects/z.jsonl":            true,
+		"other/x.jsonl":               false,
+		"projects/p/notes.txt":        true, // it may be a directory on the way
+	} {
+		if got := mayMatch(pattern, filepath.Join(dir, path)); got != want {
+			t.Errorf("mayMatch(%s) = %v, want %v", path, got, want)
+		}
+	}
+}
+
+// TestFollower_DoubleStarFindsNewDirectories: a file made later in a new
+// directory at any depth under "**" is followed.
+func TestFollower_DoubleStarFindsNewDirectories(t *testing.T) {
+	forEachWatcher(t, func(t *testing.T, poll bool) {
+		dir := t.TempDir()
+		appendFile(t, filepath.Join(dir, "a.jsonl"), "a1\n")
+		s := &sink{}
+		start(t, follower(poll, filepath.Join(dir, "**", "*.jsonl")), s)
+		waitLines(t, s, "a1")
+		deep := filepath.Join(dir, "p", "s", "subagents")
+		if err := os.MkdirAll(deep, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		appendFile(t, filepath.Join(deep, "agent-1.jsonl"), "b1\n")
+		waitLines(t, s, "a1", "b1")
+	})
+}
