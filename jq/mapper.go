@@ -37,6 +37,11 @@ type MapOptions struct {
 	SandboxID string
 	RepoURL   string
 	Run       string // $run; "" gives a random id
+	// Transcript maps an agent's transcript file, read again after every
+	// restart from where it stopped: the Mapper writes no start or end rows
+	// of its own (Session is only where rows that name no session go), and
+	// holds no start row back.
+	Transcript bool
 }
 
 // Limits that keep a Mapper's memory bounded whatever the input.
@@ -281,6 +286,9 @@ func (m *Mapper) Text(line string, partial bool, now time.Time, emit func(vibeki
 // input ended normally (their agent never said they ended), else with it.
 func (m *Mapper) Finish(now time.Time, status string, emit func(vibekit.Record)) {
 	m.release(emit)
+	if m.o.Transcript {
+		return // the agent ends its sessions in the file, or has not yet
+	}
 	sessions := slices.SortedFunc(maps.Values(m.open), func(a, b *openSession) int { return a.order - b.order })
 	for _, s := range sessions {
 		st := status
@@ -305,7 +313,7 @@ func (m *Mapper) put(rec vibekit.Record, emit func(vibekit.Record)) {
 		m.held.Prompt = rec.Prompt
 	}
 	m.release(emit)
-	if rec.SessionID == m.o.Session && !m.flagStarted {
+	if rec.SessionID == m.o.Session && !m.flagStarted && !m.o.Transcript {
 		m.flagStarted = true
 		if rec.EventType != vibekit.EventStart {
 			start := rec
@@ -331,7 +339,7 @@ func (m *Mapper) put(rec vibekit.Record, emit func(vibekit.Record)) {
 	switch rec.EventType {
 	case vibekit.EventStart:
 		m.track(rec, false)
-		if rec.Prompt == "" {
+		if rec.Prompt == "" && !m.o.Transcript {
 			m.held, m.holding = rec, true
 			return
 		}

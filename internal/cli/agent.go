@@ -28,6 +28,9 @@ type agentOptions struct {
 	redactPatterns repeated
 	hashFields     repeated
 	hashKey        string
+	// transcripts follows every agent's transcript directory (--transcripts)
+	transcripts bool
+	roots       []transcriptRoot // the directories it follows
 
 	agentSet bool     // --agent was given (by flag, environment or config file)
 	command  []string // the command after --; empty: read stdin
@@ -37,6 +40,7 @@ func (a *agentOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.preset, "preset", "", "map each input line with this built-in jq `program`: "+strings.Join(jq.PresetNames(), ", "))
 	fs.StringVar(&a.mapProgram, "map", "", "map each input JSON object to records with this jq `program` (empty drops it)")
 	fs.BoolVar(&a.printPreset, "print-preset", false, "print the --preset program and exit")
+	fs.BoolVar(&a.transcripts, "transcripts", false, "follow every agent's transcripts on this machine (Claude Code, Codex, Gemini CLI), each file through its agent's preset")
 	fs.StringVar(&a.redact, "redact", "secrets", "redact `level`: none, secrets (API keys, tokens, private keys, URL passwords) or all (also emails and card numbers)")
 	fs.Var(&a.redactPatterns, "redact-pattern", "also redact what this `NAME=REGEX` matches, as [REDACTED:NAME] (repeatable)")
 	fs.Var(&a.hashFields, "hash-field", "store this `field` (metadata.userId, prompt, ...) as a keyed hash (repeatable; needs --hash-key)")
@@ -73,6 +77,9 @@ func (a *agentOptions) check(fs *flag.FlagSet) error {
 	if _, err := redact.ParseLevel(a.redact); err != nil {
 		return usageErrorf("--redact: %v", err)
 	}
+	if a.transcripts && (a.preset != "" || a.mapProgram != "") {
+		return usageErrorf("--transcripts reads each file with its agent's preset: it does not take --preset or --map")
+	}
 	return nil
 }
 
@@ -91,6 +98,7 @@ func printPresetProgram(w io.Writer, name string) error {
 // redactor and the command run. Its zero value does nothing.
 type agent struct {
 	mapper     *jq.Mapper                // nil: lines are not mapped
+	trans      *transcripts              // --transcripts: a Mapper per followed transcript file
 	red        *redact.Redactor          // nil: nothing to redact
 	streams    map[string]*redact.Stream // by source: a private key printed over several lines
 	cmd        *command                  // nil: no command runs
@@ -157,6 +165,11 @@ func newAgent(o *pipeOptions) (agent, error) {
 		// --session session's (plain text between, a command's start and end).
 		o.agent, o.agentSet = o.preset, true
 	}
+	if o.transcripts {
+		if a.trans, err = newTranscripts(o.roots); err != nil {
+			return agent{}, err
+		}
+	}
 	if p != nil {
 		mo := jq.MapOptions{Session: o.session, Mode: o.mode, Prompt: o.prompt, SandboxID: o.sandboxID, RepoURL: o.repoURL}
 		if o.agentSet {
@@ -177,12 +190,15 @@ func (a agent) close() {
 	if a.mapper != nil {
 		a.mapper.Close()
 	}
+	if a.trans != nil {
+		a.trans.close()
+	}
 }
 
 // source is src, its lines decoded and mapped ahead of the main loop if a
 // map program runs.
 func (a *agent) source(src source, now func() time.Time) source {
-	if a.mapper == nil {
+	if a.mapper == nil && a.trans == nil {
 		return src
 	}
 	return &mapAhead{src: src, a: a, now: now, decoders: sync.Pool{New: func() any { return new(jq.ObjectDecoder) }}}
@@ -255,16 +271,35 @@ func (m *mapAhead) Run(ctx context.Context, emit func(reader.Line) error) error 
 // mapLine runs the map program on a line: obj is the line as a JSON object,
 // nil if it is not one.
 func (a *agent) mapLine(l *reader.Line, obj map[string]any, now time.Time) *mapped {
+	m := a.mapperOf(l)
+	if m == nil {
+		return nil // not the agent's: a plain line
+	}
 	res := &mapped{}
 	emit := func(rec vibekit.Record) { res.recs = append(res.recs, rec) }
-	if obj != nil {
-		res.n, res.err = a.mapper.Value(obj, now, emit)
-	} else {
+	switch {
+	case obj != nil:
+		res.n, res.err = m.Value(obj, now, emit)
+	case a.trans != nil && l.Kind == "file":
+		// Every line of an agent's transcript is a JSON object: any other
+		// is damage (a cut line, a foreign write), kept as a reject.
+		res.err = errors.New("not a JSON object: every line of an agent's transcript is one")
+	default:
 		res.text = true
-		res.n = a.mapper.Text(vibekit.ValidUTF8(l.Data), l.Partial, now, emit)
+		res.n = m.Text(vibekit.ValidUTF8(l.Data), l.Partial, now, emit)
 	}
-	res.pending = a.mapper.Pending()
+	res.pending = m.Pending()
 	return res
+}
+
+// mapperOf is the Mapper of l's lines: the map program's, or with
+// --transcripts the one of l's transcript file; nil for a line no program
+// maps.
+func (a *agent) mapperOf(l *reader.Line) *jq.Mapper {
+	if a.trans != nil && l.Kind == "file" {
+		return a.trans.mapper(l.Source, lineSource(l))
+	}
+	return a.mapper
 }
 
 // stream is the redaction state of one input's plain-text lines.
@@ -313,7 +348,8 @@ func lineSource(l *reader.Line) string {
 // takes reports whether l is the agent's to handle rather than the plain
 // pipe's: every line when a map program runs, and a command's stderr.
 func (a *agent) takes(l *reader.Line) bool {
-	return a.mapper != nil || a.cmd != nil && l.Source == stderrSource
+	return a.mapper != nil || a.cmd != nil && l.Source == stderrSource ||
+		a.trans != nil && l.Kind == "file" && a.trans.root(l.Source) != nil
 }
 
 // agentLine stores a line that the agent takes (see takes): a line of a
@@ -330,7 +366,7 @@ func (p *pipe) agentLine(l *reader.Line, source string, now time.Time) {
 		return
 	}
 	res, ok := l.Value.(*mapped)
-	if !ok { // not mapped ahead
+	if !ok || res == nil { // not mapped ahead
 		obj, _ := p.ag.dec.Decode(l.Data)
 		res = p.ag.mapLine(l, obj, now)
 	}

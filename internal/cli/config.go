@@ -24,7 +24,7 @@ var settingNames = map[string]bool{
 	"max-size-mb": true, "prune-days": true, "max-archive-mb": true,
 	"follow": true, "fifo": true, "from-end": true, "poll": true, "poll-interval": true, "rotate-wait": true,
 	// --print-preset is an action, not a setting: no config key.
-	"preset": true, "map": true, "redact": true, "redact-pattern": true, "hash-field": true, "hash-key": true,
+	"preset": true, "map": true, "transcripts": true, "redact": true, "redact-pattern": true, "hash-field": true, "hash-key": true,
 }
 
 // ffOptions gives flags > VIBEKIT_* environment > config file (--config or

@@ -55,6 +55,9 @@ func newInputs(ctx context.Context, o *pipeOptions, db *sqlite.DB, stdin *os.Fil
 		}
 	}
 	for _, pattern := range o.follow {
+		if o.transcriptPattern(pattern) {
+			continue // an agent that is not installed, or has not run yet
+		}
 		// A mistyped path would otherwise be followed in silence.
 		if m, err := filepath.Glob(pattern); err == nil && len(m) == 0 {
 			fmt.Fprintf(stderr, "vibekit-pipe: --follow %s matches no file yet; waiting for one to appear\n", pattern)

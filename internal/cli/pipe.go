@@ -230,8 +230,14 @@ func runPipeWith(ctx context.Context, args []string, o *pipeOptions, stdin *os.F
 		if o.pollInterval <= 0 || o.rotateWait <= 0 {
 			return usageErrorf("--poll-interval and --rotate-wait must be positive")
 		}
-		if len(o.command) > 0 && (len(o.follow) > 0 || len(o.fifos) > 0) {
-			return usageErrorf("a command to run (after --) is the input: it does not combine with --follow or --fifo")
+		if len(o.command) > 0 && (len(o.follow) > 0 || len(o.fifos) > 0 || o.transcripts) {
+			return usageErrorf("a command to run (after --) is the input: it does not combine with --follow, --fifo or --transcripts")
+		}
+		if o.transcripts {
+			o.roots = transcriptRoots(os.Getenv)
+			for _, r := range o.roots {
+				o.follow = append(o.follow, r.pattern)
+			}
 		}
 		if err := o.agentOptions.check(cmd.FlagSet); err != nil {
 			return err
