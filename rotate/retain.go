@@ -40,6 +40,12 @@ func (s *Sealer) Prune(ctx context.Context, before, now time.Time) (sqlite.Prune
 		err = s.pruneArchives(ctx, before, &res)
 		unlock()
 	}
+	if len(res.Archives) > 0 && res.Rows == 0 && err == nil {
+		// The live file's free pages may still hold the rows of the archives
+		// just deleted: the seal that made them only freed their pages. (A
+		// pass that deleted live rows scrubbed the file already.)
+		scrubErr = s.DB.Scrub(ctx)
+	}
 	return res, errors.Join(scrubErr, err, s.DB.RecordPrune(ctx, res))
 }
 

@@ -48,6 +48,25 @@ func (db *DB) secureDelete(ctx context.Context, del func(*sql.Conn) (int64, erro
 	if n, err := del(conn); err != nil || n == 0 {
 		return err
 	}
+	return scrub(ctx, conn)
+}
+
+// Scrub rebuilds the database file and empties its WAL, so that no copy of
+// a row that is no longer live stays in either: the free pages a seal left
+// hold the rows it moved into an archive, and once retention deletes that
+// archive they must go too. The error wraps ErrNotScrubbed.
+func (db *DB) Scrub(ctx context.Context) error {
+	conn, err := db.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return scrub(ctx, conn)
+}
+
+// scrub is VACUUM (the live rows copied into blank pages) and a TRUNCATE
+// checkpoint (the WAL's earlier frames gone).
+func scrub(ctx context.Context, conn *sql.Conn) error {
 	if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
 		return fmt.Errorf("%w: rebuild the file: %v", ErrNotScrubbed, err)
 	}

@@ -39,13 +39,8 @@ func (b *bench) usageBench(ctx context.Context, vkgen string) ([]string, error) 
 	if err != nil || len(files) == 0 {
 		return nil, fmt.Errorf("generate transcripts: no files in %s", claudeDir)
 	}
-	sort.Strings(files)
-	list := filepath.Join(b.paths["{work}"], "usage-files")
-	if err := os.WriteFile(list, []byte(strings.Join(files, "\n")+"\n"), 0o644); err != nil {
-		return nil, err
-	}
 	bin := b.paths["{bin}"]
-	env := append(cleanEnv(), "TZ=UTC", "HOME="+home, "CLAUDE_CONFIG_DIR="+claudeDir)
+	env := append(cleanEnv(), "TZ=UTC", "HOME="+home, "CLAUDE_CONFIG_DIR="+claudeDir, "CODEX_HOME="+filepath.Join(home, ".codex"))
 
 	run := func(name string, argv ...string) (timed, []byte, error) {
 		fmt.Fprintf(b.stderr, "vkbench: running %s\n", name)
@@ -64,10 +59,12 @@ func (b *bench) usageBench(ctx context.Context, vkgen string) ([]string, error) 
 		t.rss = peakRSS(cmd.ProcessState)
 		return t, out.Bytes(), nil
 	}
-	// Ingest: every transcript file through the claude preset, in one run.
-	ingest, _, err := run("vibekit-pipe --preset claude < transcripts", "bash", "-c",
-		`set -o pipefail; xargs cat < "$1" | "$2/vibekit-pipe" --db "$3" --preset claude --quiet --max-size-mb 100000`,
-		"bash", list, bin, db)
+	// Ingest: what a user runs, vibekit-pipe --transcripts catching up (an
+	// empty stdin ends the run once the files are read), with HOME the
+	// generated one.
+	ingest, _, err := run("true | vibekit-pipe --transcripts", "bash", "-c",
+		`set -o pipefail; true | "$1/vibekit-pipe" --db "$2" --transcripts --quiet --max-size-mb 100000`,
+		"bash", bin, db)
 	if err != nil {
 		return nil, err
 	}
