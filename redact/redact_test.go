@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -464,5 +465,47 @@ func TestTrimCut(t *testing.T) {
 		if got := TrimCut(in); got != want {
 			t.Errorf("TrimCut(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestStream_PEMEndCutOff: an over-long line cut to a reject holds a key's
+// BEGIN whose END was in the part cut off. The lines after it are the
+// input's own, not the key's: they are kept (they were all redacted whole
+// before), while a real key's next lines still are redacted.
+func TestStream_PEMEndCutOff(t *testing.T) {
+	s := MustNew(t, Options{Level: Secrets}).NewStream()
+	rej := vibekit.Reject{Raw: strings.Repeat("a ", 100) + "-----BEGIN RSA PRIVATE KEY-----" + strings.Repeat("Q", 500), Reason: "line too long"}
+	s.Reject(&rej)
+	if strings.Contains(rej.Raw, "QQQQ") {
+		t.Errorf("the key's text in the reject was kept: %.80q", rej.Raw)
+	}
+	for _, l := range []string{"normal line two", `{"k": "normal record three"}`} {
+		rec := vibekit.Record{StreamData: l}
+		s.Record(&rec)
+		if rec.StreamData != l {
+			t.Errorf("%q stored as %q", l, rec.StreamData)
+		}
+	}
+	s = MustNew(t, Options{Level: Secrets}).NewStream()
+	for i, l := range []string{"-----BEGIN RSA PRIVATE KEY-----", "Proc-Type: 4,ENCRYPTED", "DEK-Info: AES-128-CBC,3F17F5316E2BAC89", "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo", "-----END RSA PRIVATE KEY-----"} {
+		rec := vibekit.Record{StreamData: l}
+		s.Record(&rec)
+		if rec.StreamData != "[REDACTED:pem]" {
+			t.Errorf("line %d of an encrypted key stored as %q", i, rec.StreamData)
+		}
+	}
+}
+
+// TestRedactor_SentryOrgToken: an org token is sntrys_, the base64 of its
+// claims, "_", and a base64url secret; the secret goes with the rest. The
+// sample is made the way Sentry makes one, not from the rule's alphabet.
+func TestRedactor_SentryOrgToken(t *testing.T) {
+	claims := base64.StdEncoding.EncodeToString([]byte(`{"iat":1700000000.123,"url":"https://sentry.io","region_url":"https://us.sentry.io","org":"acme"}`))
+	secret := "Ab_cD-efGhIjKlMnOpQrStUvWxYz0123456789abcdef"[:43]
+	token := "sntrys_" + claims + "_" + secret
+	r := MustNew(t, Options{Level: Secrets})
+	got := r.String("SENTRY_AUTH_TOKEN=" + token + " done")
+	if strings.Contains(got, secret[:20]) || strings.Contains(got, claims[:20]) || !strings.HasSuffix(got, " done") {
+		t.Errorf("got %q", got)
 	}
 }

@@ -84,6 +84,7 @@ func hexChar(c byte) bool {
 func lowerHex(c byte) bool   { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
 func letter(c byte) bool     { return isAlnum(c) && !isDigit(c) }
 func b64Char(c byte) bool    { return isAlnum(c) || c == '+' || c == '/' || c == '=' }
+func b64urlChar(c byte) bool { return b64Char(c) || c == '_' || c == '-' }
 func dotKeyChar(c byte) bool { return keyChar(c) || c == '.' }
 func tokenChar(c byte) bool  { return keyChar(c) || c == '.' || c == '=' }
 func pathChar(c byte) bool   { return keyChar(c) || c == '/' || c == '+' }
@@ -169,7 +170,9 @@ var rules = []rule{
 	{prefix: "PMAK-", kind: KindPostman, alpha: func(c byte) bool { return hexChar(c) || c == '-' }, min: 59, max: 59},
 	{prefix: "glc_", kind: KindGrafana, alpha: b64Char, min: 32, max: 400, mixed: true},
 	{prefix: "glsa_", kind: KindGrafana, alpha: patChar, min: 41, max: 41, mixed: true},
-	{prefix: "sntrys_", kind: KindSentry, alpha: b64Char, min: 50, mixed: true},
+	// An org token is sntrys_<base64 of its JSON claims>_<secret>: the secret
+	// is base64url, so "_" and "-" belong to the token.
+	{prefix: "sntrys_", kind: KindSentry, alpha: b64urlChar, min: 50, mixed: true},
 	{prefix: "sntryu_", kind: KindSentry, alpha: lowerHex, min: 64, max: 64},
 	{prefix: "hvs.", kind: KindVault, alpha: keyChar, min: 90, max: 120},
 	{prefix: "hvb.", kind: KindVault, alpha: keyChar, min: 138, max: 300},

@@ -40,6 +40,11 @@ func (r *Redactor) find(s string, ms []match, st *pemState) []match {
 			ms = append(ms, match{0, from, KindPEM})
 		case st.lines > maxPEMLines:
 			st.in = false
+		case !pemBody(s):
+			// Not a line of a key: the block's END was lost (in the part of
+			// an over-long line that was cut off, say), and this line is
+			// the input's own, scanned as any other.
+			st.in = false
 		default:
 			return append(ms, match{0, len(s), KindPEM})
 		}
@@ -65,6 +70,22 @@ func (r *Redactor) find(s string, ms []match, st *pemState) []match {
 		}
 	}
 	return ms
+}
+
+// pemBody reports whether s may be a line inside a PEM block: base64 (a
+// line of the key), a header of an encrypted key (Proc-Type: ..., DEK-Info:
+// ...), or blank.
+func pemBody(s string) bool {
+	t := strings.TrimSpace(s)
+	if i := strings.Index(t, ": "); i > 0 && i < 20 && strings.Trim(t[:i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-") == "" {
+		return true
+	}
+	for i := 0; i < len(t); i++ {
+		if !b64Char(t[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // scan appends the secrets in text to ms: the built-in kinds of r's level,
