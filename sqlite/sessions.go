@@ -25,14 +25,14 @@ func (db *DB) Sessions(ctx context.Context, f vibekit.Filter) ([]vibekit.Session
 	// status of the last end row.
 	q := `WITH r AS (SELECT COALESCE(sessionId, '') AS sid, * FROM telemetry` + w + `),
 	agg AS (SELECT sid, MIN(timestamp) AS st, MAX(timestamp) AS et, COUNT(*) AS n,
-		SUM(eventType = 'error') AS errs, SUM(eventType = 'end') AS ends FROM r GROUP BY sid),
+		TOTAL(eventType IS 'error') AS errs, TOTAL(eventType IS 'end') AS ends FROM r GROUP BY sid),
 	first AS (SELECT sid, agentType, mode, MIN(timestamp) FROM r GROUP BY sid),
 	lastEnd AS (SELECT sid, CASE WHEN json_valid(metadata) THEN CAST(json_extract(metadata, '$.status') AS TEXT) END AS status,
 		MAX(timestamp) FROM r WHERE eventType = 'end' GROUP BY sid),
 	am AS (` + agentRows("r", "sid", "") + `),
 	ag AS (SELECT sid, ` + agentSums + ` FROM am GROUP BY sid),
 	tools AS (SELECT sid, group_concat(call, char(31)) AS names FROM (SELECT DISTINCT sid, call FROM am WHERE call IS NOT NULL) GROUP BY sid)
-	SELECT agg.sid, first.agentType, first.mode, CAST(st AS INTEGER), CAST(et AS INTEGER), n, errs, ends, lastEnd.status, ` + agentCols + `, tools.names
+	SELECT agg.sid, first.agentType, first.mode, CAST(st AS INTEGER), CAST(et AS INTEGER), n, CAST(errs AS INTEGER), CAST(ends AS INTEGER), lastEnd.status, ` + agentCols + `, tools.names
 	FROM agg JOIN first ON first.sid = agg.sid LEFT JOIN lastEnd ON lastEnd.sid = agg.sid
 	LEFT JOIN ag ON ag.sid = agg.sid LEFT JOIN tools ON tools.sid = agg.sid`
 	var conds []string
