@@ -29,6 +29,9 @@ func (b *bench) usageBench(ctx context.Context, vkgen string) ([]string, error) 
 	claudeDir := filepath.Join(home, ".claude")
 	db := filepath.Join(b.paths["{work}"], "usage.db")
 	os.RemoveAll(home)
+	for _, p := range []string{db, db + "-wal", db + "-shm", db + ".archives"} {
+		os.RemoveAll(p) // a run before, with -work
+	}
 	gen := exec.CommandContext(ctx, vkgen, "-n", fmt.Sprint(usageLines), "-seed", fmt.Sprint(b.cfg.seed),
 		"-format", "claude-transcripts", "-dir", claudeDir)
 	gen.Stderr = b.stderr
