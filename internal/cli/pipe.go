@@ -122,7 +122,16 @@ kill -9) resumes where the last commit stopped: every line is stored once.
 after another. Rows record their source, for dump --source. With --follow
 or --fifo, stdin is read too if it is a pipe or a file (not a terminal or
 /dev/null); when it ends, the files are read to their end and the run stops.
-Lines from files and FIFOs are not copied to stdout.
+Lines from files and FIFOs are not copied to stdout. A ** in a --follow
+pattern stands for any number of directories.
+
+--transcripts follows every agent's transcripts on this machine, each file
+through its agent's preset: Claude Code's (CLAUDE_CONFIG_DIR, else
+~/.config/claude and ~/.claude: projects/**/*.jsonl, subagents' included),
+Codex's (CODEX_HOME, else ~/.codex: sessions/**/*.jsonl) and Gemini CLI's
+(~/.gemini/tmp/*/chats/*.jsonl), exactly once as --follow reads files, so
+that "vibekit telemetry usage" reports what they used and cost. A line of a
+transcript that is not a JSON object is a reject.
 
 Settings come from flags, then VIBEKIT_* environment variables (VIBEKIT_DB,
 VIBEKIT_STREAM_BATCH_SIZE, VIBEKIT_FOLLOW, ...), then a JSON config file
@@ -137,6 +146,9 @@ Examples:
   vibekit-pipe --db /var/log/vibekit/telemetry.db --stats < run.log > /dev/null
   vibekit-pipe --follow app.ndjson --follow 'logs/*.ndjson' < /dev/null
   vibekit-pipe --follow 'logs/*.ndjson' --from-end --poll < /dev/null
+  true | vibekit-pipe --transcripts && vibekit telemetry usage daily
+  vibekit-pipe --transcripts < /dev/null &     # and keep following them
+  vibekit-pipe --follow 'logs/**/*.ndjson' < /dev/null
   mkfifo /tmp/vk; vibekit-pipe --fifo /tmp/vk < /dev/null &
   echo '{"sessionId":"s1","eventType":"start"}' > /tmp/vk`
 
