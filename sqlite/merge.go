@@ -74,6 +74,10 @@ type CopyOptions struct {
 // row is skipped: a row whose id is there already is an error, not a row
 // hidden (the caller drops the live rows that a seal moved meanwhile, see
 // DropUpTo). It returns the rows added.
+// ErrRepeatedIDs means rows of two files of one store share ids: a report
+// over them cannot tell the copies apart.
+var ErrRepeatedIDs = errors.New("rows with the same ids in two files")
+
 func (m *Merged) Copy(ctx context.Context, src string, f vibekit.Filter, o CopyOptions) (int64, error) {
 	f.Limit, f.Offset = 0, 0
 	params := "mode=ro"
@@ -109,6 +113,12 @@ func (m *Merged) Copy(ctx context.Context, src string, f vibekit.Filter, o CopyO
 	copyFrom := func(table string) (int64, error) {
 		res, err := m.conn.ExecContext(ctx, `INSERT INTO main.telemetry (`+recordColumns+`)
 			SELECT `+cols+` FROM src.`+table+` AS telemetry`+w, args...)
+		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: telemetry.id") {
+			// Two files of one store hold rows with the same id: one was put
+			// back from a copy (a backup of the database, an archive
+			// restored over it) beside archives sealed after that copy.
+			return 0, fmt.Errorf("%w: its row ids are also in another file of this store; was the database (or an archive) put back from a copy older than the archives beside it? dump --archives shows both copies; move the copy, or the archives sealed after it, away", ErrRepeatedIDs)
+		}
 		if err != nil {
 			return 0, err
 		}

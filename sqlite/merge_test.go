@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,8 +37,8 @@ func TestMerged_Copy(t *testing.T) {
 	}
 	// A repeated id is refused, not hidden: no row may vanish from a
 	// count because another with its id was merged first.
-	if n, err := m.Copy(ctx, b.Path, vibekit.Filter{}, CopyOptions{}); err == nil {
-		t.Fatalf("copy b again: %d rows and no error; want the repeated ids refused", n)
+	if n, err := m.Copy(ctx, b.Path, vibekit.Filter{}, CopyOptions{}); !errors.Is(err, ErrRepeatedIDs) || !strings.Contains(err.Error(), "put back from a copy") {
+		t.Fatalf("copy b again: %d rows, %v; want the repeated ids refused, saying what may have happened", n, err)
 	}
 	// Want marks the sessions with a row in the range; Wanted then copies
 	// their rows only.
