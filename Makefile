@@ -26,9 +26,11 @@ test:
 
 # Micro-benchmarks (decoding, commits, redaction, the preset mapper, stdin against
 # --follow), then 1M seeded events: ingest, dump, dump --jq, rotation, --follow, the
-# claude preset and redaction, beside the sqlite3 CLI, zstd and jq.
+# claude preset and redaction, beside the sqlite3 CLI, zstd and jq; then usage reports
+# over 200,000 Claude Code transcript lines beside ccusage (installed from npm).
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s . ./sqlite ./reader ./redact ./jq ./internal/cli
+	tools/capture/capture.sh --install-only || echo "bench: ccusage could not be installed: the usage figures go without it"
 	$(GO) run ./tools/vkbench -bin $(BIN) -n 1000000 -out docs/BENCHMARKS.md
 
 # Run the real agent CLIs (npm) offline against tools/modelstub and keep their output,

@@ -5,6 +5,7 @@
 # transcripts as the reference for usage and cost.
 #
 #   tools/capture/capture.sh [scenario ...]    # default: every scenario
+#   tools/capture/capture.sh --install-only    # only install the CLIs and ccusage
 #
 # Each scenario directory holds script.json (what the model answers, with its
 # token counts), written by hand; the rest is the CLIs' own output:
@@ -272,6 +273,10 @@ all=(claude_tools claude_multiturn claude_resume claude_subagent claude_overload
   codex_tools codex_resume codex_failed codex_old codex_old_failed gemini_tools gemini_json gemini_failed)
 
 install_agents
+if [ "${1:-}" = "--install-only" ]; then
+  echo "agents and ccusage installed in $agents" >&2
+  exit 0
+fi
 mkdir -p "$work"
 (cd "$top" && go build -o "$work/modelstub" ./tools/modelstub)
 trap stop_stub EXIT
