@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
@@ -271,13 +272,15 @@ func (m *mapAhead) Run(ctx context.Context, emit func(reader.Line) error) error 
 // mapLine runs the map program on a line: obj is the line as a JSON object,
 // nil if it is not one.
 func (a *agent) mapLine(l *reader.Line, obj map[string]any, now time.Time) *mapped {
-	m := a.mapperOf(l)
+	m, preset := a.mapperOf(l)
 	if m == nil {
 		return nil // not the agent's: a plain line
 	}
 	res := &mapped{}
 	emit := func(rec vibekit.Record) { res.recs = append(res.recs, rec) }
 	switch {
+	case obj != nil && preset != "" && foreignLine(preset, obj):
+		res.err = fmt.Errorf("not a line of %s's transcripts: it has none of their keys", preset)
 	case obj != nil:
 		res.n, res.err = m.Value(obj, now, emit)
 	case a.trans != nil && l.Kind == "file":
@@ -295,11 +298,11 @@ func (a *agent) mapLine(l *reader.Line, obj map[string]any, now time.Time) *mapp
 // mapperOf is the Mapper of l's lines: the map program's, or with
 // --transcripts the one of l's transcript file; nil for a line no program
 // maps.
-func (a *agent) mapperOf(l *reader.Line) *jq.Mapper {
+func (a *agent) mapperOf(l *reader.Line) (*jq.Mapper, string) {
 	if a.trans != nil && l.Kind == "file" {
 		return a.trans.mapper(l.Source, lineSource(l))
 	}
-	return a.mapper
+	return a.mapper, ""
 }
 
 // stream is the redaction state of one input's plain-text lines.

@@ -108,17 +108,17 @@ func (t *transcripts) root(path string) *transcriptRoot {
 	return nil
 }
 
-// mapper is the Mapper of the file at path (identified by key), nil if the
-// file is not in a transcript directory.
-func (t *transcripts) mapper(path, key string) *jq.Mapper {
+// mapper is the Mapper of the file at path (identified by key), and the
+// preset it runs; nil if the file is not in a transcript directory.
+func (t *transcripts) mapper(path, key string) (*jq.Mapper, string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if m := t.mappers[key]; m != nil {
-		return m
-	}
 	r := t.root(path)
 	if r == nil {
-		return nil
+		return nil, ""
+	}
+	if m := t.mappers[key]; m != nil {
+		return m, r.preset
 	}
 	if len(t.mappers) >= maxTranscriptMappers {
 		// Bounded memory: one goes; its file's next line gets a new Mapper,
@@ -133,7 +133,23 @@ func (t *transcripts) mapper(path, key string) *jq.Mapper {
 	m := jq.NewMapper(t.programs[r.preset], jq.MapOptions{
 		Session: transcriptSession(r.preset, path), Agent: r.preset, Transcript: true})
 	t.mappers[key] = m
-	return m
+	return m, r.preset
+}
+
+// foreignLine reports whether obj, a line of a transcript of preset's agent,
+// is not one of that agent's: every line of Claude Code's and Codex's
+// transcripts has a "type"; Gemini CLI's chat lines have a "type", a "$set",
+// or (the first) the session's id.
+func foreignLine(preset string, obj map[string]any) bool {
+	if _, ok := obj["type"].(string); ok {
+		return false
+	}
+	if preset == "gemini" {
+		_, set := obj["$set"]
+		_, sid := obj["sessionId"].(string)
+		return !set && !sid
+	}
+	return true
 }
 
 // maxTranscriptMappers bounds the Mappers kept at once, one per file.

@@ -153,13 +153,17 @@ func TestTranscripts_EveryAgentOnce(t *testing.T) {
 	}
 	f.WriteString(`{"type":"user","message":{"role":"user","content":"one more"},"sessionId":"00000000-0000-4000-8000-000000000004","timestamp":"2026-12-08T05:00:00.000Z"}` + "\n")
 	f.WriteString(`{"type":"assistant","message":{"id":"msg_cut` + "\n")
+	f.WriteString(`{"level":"info","msg":"another program's log line"}` + "\n")
 	f.Close()
 	stats := catchUp(t, home, db)
 	if n := rows(); n != before+1 {
-		t.Errorf("after a line and a damaged one: %d rows more, want 1", n-before)
+		t.Errorf("after a line, a damaged one and a foreign one: %d rows more, want 1", n-before)
 	}
 	code, out, _ := runVibekit(t, "telemetry", "rejects", "--db", db)
 	if code != 0 || !strings.Contains(out, "not a JSON object") || !strings.Contains(out, files[0]) {
 		t.Errorf("the damaged line is not a reject naming its file: %s (stats: %s)", out, stats)
+	}
+	if !strings.Contains(out, "not a line of claude's transcripts") || !strings.Contains(out, "another program") {
+		t.Errorf("the foreign line is not a reject: %s", out)
 	}
 }
