@@ -44,6 +44,9 @@ type AgentUsage struct {
 	Turns          int64   `json:"turns,omitempty"`
 	ToolCalls      int64   `json:"toolCalls,omitempty"`
 	FailedCommands int64   `json:"failedCommands,omitempty"`
+	// Denials are tool calls the agent's permission mode refused (claude's
+	// permission_denials): their is_error results are not failures.
+	Denials int64 `json:"denials,omitempty"`
 	// IgnoredValues counts the figures above that a row holds but the sums
 	// leave out: not a number (a string, an object), negative, fractional
 	// where a count is whole, or too large to be true (over 1e15 tokens

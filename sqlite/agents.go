@@ -60,11 +60,16 @@ func agentRows(table, sid, where string) string {
 			CASE WHEN kind IN ('turn.completed', 'turn.failed') THEN 1 END) END AS turns,
 		CASE WHEN ev THEN ` + ignored() + ` ELSE 0 END AS ignored
 	FROM (` + raw + `)`
+	// The tool calls the permission mode refused: claude's result lists them
+	// (permission_denials); their tool results are denials, not failures.
+	denied := `SELECT json_extract(d.value, '$.tool_use_id') FROM ` + table + ` AS dt, json_each(dt.metadata, '$.permission_denials') AS d
+		WHERE instr(dt.metadata, '"permission_denials"') > 0 AND json_valid(dt.metadata) AND json_type(dt.metadata, '$.permission_denials') = 'array'`
 	return `SELECT sid, cost, tin, tout, turns,
 		CASE WHEN kind = 'tool_use' OR (phase = 'completed' AND tool IS NOT NULL) THEN tool END AS call,
-		CASE WHEN (kind = 'tool_result' AND is_error)
+		CASE WHEN (kind = 'tool_result' AND is_error AND tuid NOT IN (` + denied + `))
 			OR (phase = 'completed' AND tool IS NOT NULL AND (status = 'failed' OR COALESCE(exit_code, 0) <> 0))
 			OR (kind = 'exit' AND exit_code <> 0) THEN 1 ELSE 0 END AS failed,
+		CASE WHEN kind = 'tool_result' AND is_error AND tuid IN (` + denied + `) THEN 1 ELSE 0 END AS denied,
 		COALESCE(command, tool) AS what, tuid, ignored
 	FROM (` + valid + `)`
 }
@@ -116,18 +121,18 @@ func ignored() string {
 // which never overflows as SUM of integers can; usageScan clamps it.
 const (
 	agentSums = `TOTAL(cost) AS cost, TOTAL(tin) AS tin, TOTAL(tout) AS tout, TOTAL(turns) AS turns, COUNT(call) AS calls,
-		SUM(failed) AS failed, SUM(ignored) AS ignored`
-	agentCols = `ag.cost, ag.tin, ag.tout, ag.turns, ag.calls, ag.failed, ag.ignored`
+		SUM(failed) AS failed, SUM(denied) AS denied, SUM(ignored) AS ignored`
+	agentCols = `ag.cost, ag.tin, ag.tout, ag.turns, ag.calls, ag.failed, ag.denied, ag.ignored`
 )
 
 // usageScan holds the scanned agentSums until they are known not NULL.
 type usageScan struct {
-	cost, tin, tout, turns sql.NullFloat64
-	calls, failed, ignored sql.NullInt64
+	cost, tin, tout, turns         sql.NullFloat64
+	calls, failed, denied, ignored sql.NullInt64
 }
 
 func (u *usageScan) dest() []any {
-	return []any{&u.cost, &u.tin, &u.tout, &u.turns, &u.calls, &u.failed, &u.ignored}
+	return []any{&u.cost, &u.tin, &u.tout, &u.turns, &u.calls, &u.failed, &u.denied, &u.ignored}
 }
 
 func (u *usageScan) usage() vibekit.AgentUsage {
@@ -135,7 +140,8 @@ func (u *usageScan) usage() vibekit.AgentUsage {
 	// to that, not left with the float's noise (0.13384479999999999).
 	cost := math.Round(u.cost.Float64*1e7) / 1e7
 	return vibekit.AgentUsage{CostUSD: cost, InputTokens: clampCount(u.tin.Float64), OutputTokens: clampCount(u.tout.Float64),
-		Turns: clampCount(u.turns.Float64), ToolCalls: u.calls.Int64, FailedCommands: u.failed.Int64, IgnoredValues: u.ignored.Int64}
+		Turns: clampCount(u.turns.Float64), ToolCalls: u.calls.Int64, FailedCommands: u.failed.Int64,
+		Denials: u.denied.Int64, IgnoredValues: u.ignored.Int64}
 }
 
 // clampCount is a sum of counts as an int64: exact below 2^53, and at most

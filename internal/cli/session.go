@@ -131,6 +131,9 @@ func writeSessionText(bw *bufio.Writer, s *vibekit.SessionSummary) {
 		fmt.Fprintf(w, "Turns: %s\n", formatCount(u.Turns))
 		fmt.Fprintf(w, "Tool Calls: %s\n", formatCount(u.ToolCalls))
 		fmt.Fprintf(w, "Failed Commands: %s\n", formatCount(u.FailedCommands))
+		if u.Denials > 0 {
+			fmt.Fprintf(w, "Denied Tool Calls: %s (refused by the permission mode)\n", formatCount(u.Denials))
+		}
 		writeIgnored(w, u.IgnoredValues)
 	}
 	if s.Tools != "" {

@@ -373,6 +373,9 @@ func writeAgentUsage(w io.Writer, s *vibekit.Stats) {
 	}
 	fmt.Fprintf(w, "Tool Calls: %s%s\n", formatCount(u.ToolCalls), list(s.Tools, "%s %s"))
 	fmt.Fprintf(w, "Failed Commands: %s%s\n", formatCount(u.FailedCommands), list(s.Failures, "%s (%s)"))
+	if u.Denials > 0 {
+		fmt.Fprintf(w, "Denied Tool Calls: %s (refused by the permission mode)\n", formatCount(u.Denials))
+	}
 }
 
 // writeIgnored says, if there are any, how many figures the rows hold that
