@@ -100,6 +100,7 @@ func printPresetProgram(w io.Writer, name string) error {
 type agent struct {
 	mapper     *jq.Mapper                // nil: lines are not mapped
 	trans      *transcripts              // --transcripts: a Mapper per followed transcript file
+	maxLine    int                       // --max-line-bytes: the largest document joined
 	red        *redact.Redactor          // nil: nothing to redact
 	streams    map[string]*redact.Stream // by source: a private key printed over several lines
 	cmd        *command                  // nil: no command runs
@@ -114,7 +115,7 @@ type agent struct {
 // It redacts the flags' values in o, so the rows the pipe makes of them are
 // clean.
 func newAgent(o *pipeOptions) (agent, error) {
-	var a agent
+	a := agent{maxLine: o.maxLine}
 	if o.prompt == "" && len(o.command) > 0 {
 		// claude -p "..." never echoes its prompt: the command line has it.
 		o.prompt = agentPrompt(o.command)
@@ -201,6 +202,10 @@ func (a agent) close() {
 func (a *agent) source(src source, now func() time.Time) source {
 	if a.mapper == nil && a.trans == nil {
 		return src
+	}
+	if a.mapper != nil {
+		// A pretty-printed document (gemini -o json) is one input for the program.
+		src = &documents{src: src, max: a.maxLine}
 	}
 	return &mapAhead{src: src, a: a, now: now, decoders: sync.Pool{New: func() any { return new(jq.ObjectDecoder) }}}
 }

@@ -19,7 +19,8 @@
 #
 # The `-o json` output (one document: session_id, response, stats; or
 # session_id and error when the run failed) is mapped as a whole run when it
-# reaches the preset as one value: a start row when it names its session,
+# reaches the preset as one value (vibekit-pipe joins the pretty-printed
+# document's lines into one input): a start row when it names its session,
 # then the end row (or the error row) with the response and the stats.
 #
 # It reads Gemini CLI's chat transcripts too (~/.gemini/tmp/<project>/chats/
