@@ -63,10 +63,12 @@ const (
 )
 
 // SessionStatus derives a session's status from whether it has an end row,
-// that row's metadata.status, and its error count.
+// the metadata.status of its last end or error row (how the agent says the
+// run ended: success, error_max_turns, api_error_529, ...), and its error
+// count.
 func SessionStatus(hasEnd bool, endStatus string, errors int64) string {
 	switch {
-	case hasEnd && endStatus != "":
+	case endStatus != "":
 		return endStatus
 	case hasEnd:
 		return StatusCompleted

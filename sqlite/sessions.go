@@ -28,7 +28,7 @@ func (db *DB) Sessions(ctx context.Context, f vibekit.Filter) ([]vibekit.Session
 		TOTAL(eventType IS 'error') AS errs, TOTAL(eventType IS 'end') AS ends FROM r GROUP BY sid),
 	first AS (SELECT sid, agentType, mode, MIN(timestamp) FROM r GROUP BY sid),
 	lastEnd AS (SELECT sid, CASE WHEN json_valid(metadata) THEN CAST(json_extract(metadata, '$.status') AS TEXT) END AS status,
-		MAX(timestamp) FROM r WHERE eventType = 'end' GROUP BY sid),
+		MAX(timestamp) FROM r WHERE eventType IN ('end', 'error') GROUP BY sid),
 	am AS (` + agentRows("r", "sid", "") + `),
 	ag AS (SELECT sid, ` + agentSums + ` FROM am GROUP BY sid),
 	tools AS (SELECT sid, group_concat(call, char(31)) AS names FROM (SELECT DISTINCT sid, call FROM am WHERE call IS NOT NULL) GROUP BY sid)

@@ -119,10 +119,11 @@ func newSessionsCommand(e *env) *ffcli.Command {
 		ShortHelp:  "list sessions: agent, mode, start, end, duration, events, errors, status, cost, tokens, tools",
 		LongHelp: `Prints one row per session: sessionId, agentType, mode, startTime and
 endTime (its first and last event, Unix ms), duration (ms), eventCount,
-errorCount and status. The status is the end event's metadata.status when it
-has one (success, interrupted, ...), "completed" for an end event without
-one, "error" for a session with an error event and no end, and "active"
-otherwise.
+errorCount and status. The status is the metadata.status of the session's
+last end or error event when it has one (success, interrupted,
+error_max_turns, api_error_529, failed, ...), "completed" for an end event
+without one, "error" for a session with an error event and no end, and
+"active" otherwise.
 
 Then what the agent presets (vibekit-pipe --preset claude, codex, gemini) and a
 command run by vibekit-pipe record, null where the session has none of it:
