@@ -106,7 +106,8 @@ func (db *DB) Size() (int64, error) {
 
 // scanCounts calls fn with each value of col among the rows and its count.
 func scanCounts(ctx context.Context, c *sql.Conn, col, w string, args []any, fn func(string, int64)) error {
-	rows, err := c.QueryContext(ctx, `SELECT `+col+`, COUNT(*) FROM telemetry`+w+` GROUP BY 1`, args...)
+	// '' and NULL are one value (none): we write '', other tools NULL.
+	rows, err := c.QueryContext(ctx, `SELECT COALESCE(`+col+`, ''), COUNT(*) FROM telemetry`+w+` GROUP BY 1`, args...)
 	if err != nil {
 		return err
 	}
@@ -124,7 +125,7 @@ func scanCounts(ctx context.Context, c *sql.Conn, col, w string, args []any, fn 
 
 // shares counts the events and sessions of each value of col, most events first.
 func shares(ctx context.Context, c *sql.Conn, col, w string, args []any, total int64) ([]vibekit.Share, error) {
-	rows, err := c.QueryContext(ctx, `SELECT `+col+`, COUNT(*), COUNT(DISTINCT sessionId) FROM telemetry`+w+
+	rows, err := c.QueryContext(ctx, `SELECT COALESCE(`+col+`, ''), COUNT(*), COUNT(DISTINCT sessionId) FROM telemetry`+w+
 		` GROUP BY 1 ORDER BY 2 DESC, 1`, args...)
 	if err != nil {
 		return nil, err
@@ -221,10 +222,10 @@ func (db *DB) AgentStats(ctx context.Context, f vibekit.Filter) ([]vibekit.Agent
 	f.Limit, f.Offset = 0, 0
 	w, args := where(&f)
 	rows, err := db.db.QueryContext(ctx, `WITH s AS (
-		SELECT agentType, COUNT(*) AS n, SUM(eventType = 'error') AS e, MAX(timestamp) - MIN(timestamp) AS d,
+		SELECT COALESCE(agentType, '') AS agentType, COUNT(*) AS n, TOTAL(eventType IS 'error') AS e, MAX(timestamp) - MIN(timestamp) AS d,
 			MIN(timestamp) AS first, MAX(timestamp) AS last
-		FROM telemetry`+w+` GROUP BY agentType, sessionId)
-		SELECT agentType, SUM(n), COUNT(*), SUM(e), AVG(d), MIN(first), MAX(last) FROM s
+		FROM telemetry`+w+` GROUP BY 1, sessionId)
+		SELECT agentType, SUM(n), COUNT(*), CAST(SUM(e) AS INTEGER), AVG(d), MIN(first), MAX(last) FROM s
 		GROUP BY agentType ORDER BY 2 DESC, 1`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("agent stats: %w", err)
