@@ -46,6 +46,20 @@ func (a *archiveFlags) readOptions(e *env) rotate.ReadOptions {
 	}}
 }
 
+// open is the reader of the records of the database at db: with --archives
+// its archives too (scanner), else the database alone, opened read-only;
+// close ends it.
+func (a *archiveFlags) open(e *env, db string) (scan scanFunc, close func(), err error) {
+	if a.archives {
+		return a.scanner(e, db), func() {}, nil
+	}
+	store, err := sqlite.OpenReadOnly(db)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store.Scan, func() { store.Close() }, nil
+}
+
 // scanner reads the database at db and its archives.
 func (a *archiveFlags) scanner(e *env, db string) scanFunc {
 	o := a.readOptions(e)

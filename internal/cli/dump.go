@@ -14,7 +14,6 @@ import (
 
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/jq"
-	"github.com/vibekit/vibekit-pipe/sqlite"
 )
 
 func newDumpCommand(e *env) *ffcli.Command {
@@ -115,17 +114,11 @@ Examples:
 				p.prog.MemoryLimit = jqMemoryLimit
 				p.prog.Abort = abortJQ(e, "dump")
 			}
-			var scan scanFunc
-			if ar.archives {
-				scan = ar.scanner(e, db)
-			} else {
-				store, err := sqlite.OpenReadOnly(db)
-				if err != nil {
-					return err
-				}
-				defer store.Close()
-				scan = store.Scan
+			scan, closeScan, err := ar.open(e, db)
+			if err != nil {
+				return err
 			}
+			defer closeScan()
 			err = p.print(ctx, func(fn func(*vibekit.Record) error) error {
 				return scan(ctx, filter, fn)
 			})

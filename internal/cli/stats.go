@@ -118,15 +118,11 @@ Examples:
 				return err
 			}
 			if st, ok := v.(*vibekit.Stats); ok {
-				scan := ar.scanner(e, db)
-				if !ar.archives {
-					store, err := sqlite.OpenReadOnly(db)
-					if err != nil {
-						return err
-					}
-					defer store.Close()
-					scan = store.Scan
+				scan, closeScan, err := ar.open(e, db)
+				if err != nil {
+					return err
 				}
+				defer closeScan()
 				// Cost and tokens from the usage accounting: each API call
 				// once, running totals by their increases.
 				// Rows after --to never count; those before --from may be the

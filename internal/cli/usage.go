@@ -16,7 +16,6 @@ import (
 
 	vibekit "github.com/vibekit/vibekit-pipe"
 	"github.com/vibekit/vibekit-pipe/jq"
-	"github.com/vibekit/vibekit-pipe/sqlite"
 	"github.com/vibekit/vibekit-pipe/usage"
 )
 
@@ -197,17 +196,11 @@ Examples:
 				}
 				prog.Timeout = jqTimeout
 			}
-			var scan scanFunc
-			if ar.archives {
-				scan = ar.scanner(e, db)
-			} else {
-				store, err := sqlite.OpenReadOnly(db)
-				if err != nil {
-					return err
-				}
-				defer store.Close()
-				scan = store.Scan
+			scan, closeScan, err := ar.open(e, db)
+			if err != nil {
+				return err
 			}
+			defer closeScan()
 			report := func(w io.Writer) error {
 				items, err := usage.Collect(ctx, usage.ScanFunc(scan), table, vibekit.Filter{SessionIDs: sessions, AgentTypes: agents})
 				if err != nil {
