@@ -509,3 +509,19 @@ func TestRedactor_SentryOrgToken(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestRedactor_AuthorizationUpperCase: a header name in capitals hides its
+// credentials as well as one written Authorization.
+func TestRedactor_AuthorizationUpperCase(t *testing.T) {
+	r := MustNew(t, Options{Level: Secrets})
+	for in, want := range map[string]string{
+		"AUTHORIZATION: Bearer 9f8e7d6c5b4a39281706aBcD":       "AUTHORIZATION: Bearer [REDACTED:bearer]",
+		"PROXY-AUTHORIZATION: Bearer 9f8e7d6c5b4a39281706aBcD": "PROXY-AUTHORIZATION: Bearer [REDACTED:bearer]",
+		"AUTHORIZATION: Bearer token":                          "AUTHORIZATION: Bearer token",
+		"UNAUTHORIZED: 401":                                    "UNAUTHORIZED: 401",
+	} {
+		if got := r.String(in); got != want {
+			t.Errorf("String(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -336,8 +336,9 @@ type anchored struct {
 }
 
 // anchors are the bytes anchored rules are found at; at '~' Azure's client
-// secrets (see azureSecret), at 'z' Authorization headers.
-const anchors = "AKGz~"
+// secrets (see azureSecret), at 'z' and 'Z' Authorization headers (an
+// upper-case one, AUTHORIZATION, too).
+const anchors = "AKGz~Z"
 
 var anchoredRules = func() (a [len(anchors)][]anchored) {
 	for _, r := range []rule{
@@ -403,7 +404,7 @@ func scanAnchored(s string, ms []match, has uint16) []match {
 				switch {
 				case c == 'K' && i+3 <= len(s) && s[i+1]|0x20 == 'e' && s[i+2]|0x20 == 'y':
 					m, ok = assigned(s, i)
-				case c == 'z':
+				case c == 'z' || c == 'Z':
 					m, ok = authorization(s, i)
 				case c == '~':
 					m, ok = azureSecret(s, i)
