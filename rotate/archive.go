@@ -239,7 +239,30 @@ func Owned(dbPath, id string) ([]Archive, error) {
 	for i := range as {
 		as[i].claim(id)
 	}
-	return append(as, legacy(dbPath)...), nil
+	return append(append(as, legacy(dbPath)...), strays(dbPath)...), nil
+}
+
+// strays returns the files of the archives directory that are neither an
+// archive by their name nor a seal's own (its lock, a seal's temporary
+// file), each with Err wrapping ErrForeign: put there by hand or by another
+// program, they are reported and never read.
+func strays(dbPath string) []Archive {
+	dir := Dir(dbPath)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []Archive
+	for _, e := range entries {
+		n := e.Name()
+		if _, err := ParseName(n); err == nil || n == ".lock" || strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp") {
+			continue
+		}
+		p := filepath.Join(dir, n)
+		out = append(out, Archive{Name: n, Path: p,
+			Err: &BadArchiveError{p, fmt.Errorf("%w: its name is not one a seal gives an archive (put there by hand?); it is not read", ErrForeign)}})
+	}
+	return out
 }
 
 // LegacyDir is the directory beside the database that earlier versions
