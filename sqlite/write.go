@@ -52,7 +52,7 @@ func (db *DB) Write(ctx context.Context, b *vibekit.Batch) (Written, error) {
 	}
 	start := time.Now()
 	w, err := db.writeTx(ctx, b, nil, start)
-	if err != nil && IsPermanent(err) {
+	if err != nil && (IsPermanent(err) || errors.Is(err, errNotAllStored)) {
 		ref := &refusals{rows: map[int]string{}, lost: map[int]bool{}, lostRejects: map[int]bool{}}
 		// Each try that the database rolls back whole (a trigger's
 		// RAISE(ROLLBACK)) learns one more refusal, so this ends.
@@ -88,6 +88,10 @@ type refusals struct {
 	lost        map[int]bool   // refused records whose reject was refused too
 	lostRejects map[int]bool   // rejects of the batch the database refused
 }
+
+// errNotAllStored means that the rows of a batch written at once are not
+// the ids they should have: a trigger kept one out or added rows between.
+var errNotAllStored = errors.New("the database did not store every row as written")
 
 // errRolledBack means that a refused statement rolled back the whole
 // transaction, which is then tried again.
@@ -345,6 +349,22 @@ func (tx *rawTx) insertRecords(b *vibekit.Batch, w *Written) error {
 				}
 			}
 		}
+		// A trigger may keep a row out without an error (RAISE(IGNORE)), or
+		// insert rows of its own in between: then the rows are not firstID,
+		// firstID+1, ... and the batch is written again row by row.
+		n, err := tx.queryInt(`SELECT count(*) FROM telemetry WHERE id BETWEEN ? AND ?`, firstID, firstID+int64(len(b.Records))-1)
+		if err != nil {
+			return fmt.Errorf("insert record: %w", err)
+		}
+		if n != int64(len(b.Records)) {
+			return errNotAllStored
+		}
+		if last, err := tx.queryInt(`SELECT last_insert_rowid()`); err != nil || last != firstID+int64(len(b.Records))-1 {
+			if err != nil {
+				return fmt.Errorf("insert record: %w", err)
+			}
+			return errNotAllStored
+		}
 		w.Rows = int64(len(b.Records))
 		// This transaction holds the write lock and AUTOINCREMENT counts up by
 		// one, so the batch's rows have the ids firstID, firstID+1, ...
@@ -357,6 +377,14 @@ func (tx *rawTx) insertRecords(b *vibekit.Batch, w *Written) error {
 		}
 		err := tx.savepoint(func() error { return insert(&b.Records[i]) })
 		if err == nil {
+			stored, err := tx.queryInt(`SELECT changes()`)
+			if err != nil {
+				return fmt.Errorf("insert record: %w", err)
+			}
+			if stored == 0 {
+				tx.ref.rows[i] = "a trigger of the database kept the row out (RAISE(IGNORE))"
+				continue
+			}
 			if ids[i], err = tx.queryInt(`SELECT last_insert_rowid()`); err != nil {
 				return fmt.Errorf("insert record: %w", err)
 			}

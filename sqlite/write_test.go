@@ -104,6 +104,12 @@ func TestWrite_Refused(t *testing.T) {
 			mode TEXT, prompt TEXT, streamData TEXT, sandboxId TEXT, repoUrl TEXT, metadata TEXT, timestamp INTEGER);
 			CREATE TRIGGER t BEFORE INSERT ON telemetry WHEN NEW.streamData = 'bad' BEGIN SELECT RAISE(ROLLBACK, 'rolled back'); END`,
 			"", "rolled back", false},
+		// RAISE(IGNORE) keeps the row out without an error: no row may be
+		// counted stored that is not.
+		{"trigger ignore", `CREATE TABLE telemetry (id INTEGER PRIMARY KEY AUTOINCREMENT, sessionId TEXT, eventType TEXT, agentType TEXT,
+			mode TEXT, prompt TEXT, streamData TEXT, sandboxId TEXT, repoUrl TEXT, metadata TEXT, timestamp INTEGER);
+			CREATE TRIGGER t BEFORE INSERT ON telemetry WHEN NEW.streamData = 'bad' BEGIN SELECT RAISE(IGNORE); END`,
+			"", "kept the row out (RAISE(IGNORE))", false},
 		// A trigger whose table is gone, added to our own database: the
 		// statements it runs fail as an FTS index's do in a driver without
 		// the module (testdata/script/pipe_refused.txtar has that one).
