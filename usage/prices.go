@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
 )
 
@@ -57,7 +56,6 @@ type Prices struct {
 	Source string           `json:"source"`
 	Date   string           `json:"date"`
 	Models map[string]Price `json:"models"`
-	names  []string         // Models' keys, longest first, for prefix matches
 }
 
 // DefaultPrices returns the table shipped with the program, with its source
@@ -91,7 +89,6 @@ func LoadPrices(path string) (*Prices, error) {
 		p.Models[name] = price
 	}
 	p.Source = path + ", then " + p.Source
-	p.index()
 	return p, nil
 }
 
@@ -122,21 +119,7 @@ func parsePrices(b []byte) (*Prices, error) {
 			}
 		}
 	}
-	p.index()
 	return &p, nil
-}
-
-func (p *Prices) index() {
-	p.names = p.names[:0]
-	for name := range p.Models {
-		p.names = append(p.names, name)
-	}
-	sort.Slice(p.names, func(i, j int) bool {
-		if len(p.names[i]) != len(p.names[j]) {
-			return len(p.names[i]) > len(p.names[j])
-		}
-		return p.names[i] < p.names[j]
-	})
 }
 
 var (
@@ -148,8 +131,8 @@ var (
 
 // Lookup returns the price of model and the table's name for it. A name is
 // matched as it is, then without a provider prefix or a context-window
-// suffix, then as the longest table name it starts with (a dated snapshot of
-// an undated entry). A model it cannot match is unpriced: ok is false.
+// suffix, then without a snapshot's date (a dated snapshot of an undated
+// entry). A model it cannot match is unpriced: ok is false.
 func (p *Prices) Lookup(model string) (price Price, name string, ok bool) {
 	m := strings.ToLower(strings.TrimSpace(model))
 	if m == "" {
@@ -161,10 +144,23 @@ func (p *Prices) Lookup(model string) (price Price, name string, ok bool) {
 		}
 	}
 	m = contextSuffix.ReplaceAllString(providerPrefix.ReplaceAllString(m, ""), "")
-	for _, n := range p.names {
-		if strings.HasPrefix(m, n) && (len(m) == len(n) || m[len(n)] == '-') {
-			return p.Models[n], n, true
+	// A dated snapshot of a model the table names undated
+	// (claude-sonnet-4-5-20250929, gemini-2.5-pro-preview-06-05): its
+	// name without the date. Nothing else is matched by a prefix:
+	// gpt-4o-mini is not gpt-4o, nor o3-pro o3.
+	if d := dateSuffix.FindStringIndex(m); d != nil {
+		if price, ok := p.Models[m[:d[0]]]; ok {
+			return price, m[:d[0]], true
+		}
+		if i := strings.Index(m, "-preview"); i > 0 {
+			if price, ok := p.Models[m[:i]]; ok {
+				return price, m[:i], true
+			}
 		}
 	}
 	return Price{}, "", false
 }
+
+// dateSuffix is a snapshot's date at the end of a model name: -20250929,
+// -2025-09-29, @20250929, -09-29 (after -preview).
+var dateSuffix = regexp.MustCompile(`(?:[-@](?:20\d{6}|20\d{2}-\d{2}-\d{2}|\d{2}-\d{2}))$`)
