@@ -206,3 +206,22 @@ func TestClaude_StreamAndTranscriptCountOnce(t *testing.T) {
 		t.Errorf("tokens %d, want %d", got, want)
 	}
 }
+
+// TestClaude_PartlyStreamedSession: a session whose first run was streamed
+// and whose resumed run was not, with its transcript read too: the
+// transcript holds both runs and stands for the session, which costs what
+// the agent printed for both (0.0198 + 0.004578), not the first alone.
+func TestClaude_PartlyStreamedSession(t *testing.T) {
+	first := filepath.Join(real, "claude-resume", "stdout.ndjson")
+	files := append([]string{first}, transcripts(t, "claude-resume")...)
+	rows := usage.Report(ledgerOf(t, "claude", files...).Items(), usage.Options{Period: usage.Session})
+	if len(rows) != 1 {
+		t.Fatalf("%d sessions, want 1", len(rows))
+	}
+	if got, want := micro(rows[0].TotalCost), micro(0.0198+0.004578); got != want {
+		t.Errorf("cost %.6f, want %.6f", rows[0].TotalCost, 0.0198+0.004578)
+	}
+	if got := rows[0].TotalTokens; got != 27142 {
+		t.Errorf("tokens %d, want 27,142 (ccusage's)", got)
+	}
+}

@@ -234,16 +234,38 @@ func (l *Ledger) intern(s string) string {
 	return s
 }
 
-// Items returns what the reports count, in the order it was added. Where a
-// session has the agent's own running totals, those stand for the session and
-// its per-call entries are left out: both describe the same API calls. The
+// Items returns what the reports count, in the order it was added. A
+// session with the agent's own running totals and with per-call entries (a
+// transcript of the same run) is counted from one of the two: the one that
+// holds more tokens, the agent's totals when they hold as many (their cost
+// is the agent's own). A transcript holds more when only some of the
+// session's runs were streamed (the rest resumed without vibekit-pipe). The
 // slice is the ledger's own (no copy of what may be millions of items): the
 // ledger takes no more entries after it.
 func (l *Ledger) Items() []Item {
+	type sums struct{ reported, perCall int64 }
+	by := map[sessionKey]*sums{}
+	for i := range l.items {
+		it := &l.items[i]
+		k := sessionKey{it.Agent, it.Session}
+		if !l.reported[k] {
+			continue
+		}
+		s := by[k]
+		if s == nil {
+			s = &sums{}
+			by[k] = s
+		}
+		if it.reported {
+			s.reported = sat(s.reported, it.Tokens.Total())
+		} else {
+			s.perCall = sat(s.perCall, it.Tokens.Total())
+		}
+	}
 	out := l.items[:0]
 	for _, it := range l.items {
-		if !it.reported && l.reported[sessionKey{it.Agent, it.Session}] {
-			continue
+		if s := by[sessionKey{it.Agent, it.Session}]; s != nil && it.reported == (s.perCall > s.reported) {
+			continue // the other source stands for this session
 		}
 		if it.Source == costPending {
 			// Usage that named no model takes the model its session named
