@@ -120,7 +120,9 @@ func Report(items []Item, o Options) []Row {
 			r.SessionID, r.Agent, r.Project = it.Session, it.Agent, it.Project
 			key = it.Agent + "\x00" + it.Session
 		case Blocks:
-			if block.n == 0 || !it.Time.Before(block.start.Add(BlockLength)) || it.Time.Sub(block.last) >= BlockLength {
+			// A block runs to its start + 5 h inclusive, as ccusage's do; a
+			// call after that, or more than 5 h after the last, starts the next.
+			if block.n == 0 || it.Time.After(block.start.Add(BlockLength)) || it.Time.Sub(block.last) > BlockLength {
 				block.start, block.n = it.Time.UTC().Truncate(time.Hour), block.n+1
 			}
 			block.last = it.Time

@@ -159,14 +159,21 @@ Examples:
 			default:
 				return usageErrorf("--by %q: use agent, model or project", by)
 			}
+			// A date alone is a day of --timezone, as the report's days are.
+			parse := func(s string) (time.Time, error) {
+				if isDate(s) {
+					return time.ParseInLocation(time.DateOnly, strings.TrimSpace(s), o.Location)
+				}
+				return vibekit.ParseTime(s, e.now())
+			}
 			var fromT, toT time.Time
 			if from != "" {
-				if fromT, err = vibekit.ParseTime(from, e.now()); err != nil {
+				if fromT, err = parse(from); err != nil {
 					return usageErrorf("--from: %v", err)
 				}
 			}
 			if to != "" {
-				if toT, err = vibekit.ParseTime(to, e.now()); err != nil {
+				if toT, err = parse(to); err != nil {
 					return usageErrorf("--to: %v", err)
 				}
 				if isDate(to) {

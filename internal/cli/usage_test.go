@@ -190,3 +190,19 @@ func TestUsage_TableEscapesStoredText(t *testing.T) {
 		}
 	}
 }
+
+// TestUsage_DatesOfTheTimezone: --from and --to dates are days of
+// --timezone, as the report's dates are.
+func TestUsage_DatesOfTheTimezone(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "t.db")
+	pipeFile(t, db, "claude", onlyFile(t, "../../testdata/agents/real/claude-tools/home", ".jsonl"))
+	code, out, errs := runVibekit(t, "telemetry", "usage", "daily", "--db", db, "--timezone", "America/Los_Angeles", "--jq", ".date")
+	if code != 0 || out == "" {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	date := strings.Trim(strings.TrimSpace(out), `"`) // the day before UTC's: captured at 03:30 UTC
+	code, out, errs = runVibekit(t, "telemetry", "usage", "daily", "--db", db, "--timezone", "America/Los_Angeles", "--from", date, "--to", date, "--jq", ".totalTokens")
+	if code != 0 || strings.TrimSpace(out) != "34275" {
+		t.Errorf("--from/--to %s in its zone: exit %d, %q (want the day's 34275 tokens): %s", date, code, out, errs)
+	}
+}
