@@ -47,6 +47,9 @@ type AgentUsage struct {
 	// Denials are tool calls the agent's permission mode refused (claude's
 	// permission_denials): their is_error results are not failures.
 	Denials int64 `json:"denials,omitempty"`
+	// CostPartial says some usage was of models the price table does not
+	// have: CostUSD leaves their cost out (it is unknown, not 0).
+	CostPartial bool `json:"costPartial,omitempty"`
 	// IgnoredValues counts the figures above that a row holds but the sums
 	// leave out: not a number (a string, an object), negative, fractional
 	// where a count is whole, or too large to be true (over 1e15 tokens

@@ -68,6 +68,7 @@ func Summarize(list []vibekit.SessionSummary, items []Item) {
 	for i := range list {
 		if u := sums[key{list[i].AgentType, list[i].SessionID}]; u != nil {
 			list[i].CostUSD, list[i].InputTokens, list[i].OutputTokens = u.CostUSD, u.InputTokens, u.OutputTokens
+			list[i].CostPartial = u.CostPartial
 		}
 	}
 }
@@ -86,13 +87,15 @@ func Total(u *vibekit.AgentUsage, items []Item, from, to time.Time) {
 		n++
 	}
 	if n > 0 {
-		u.CostUSD, u.InputTokens, u.OutputTokens = t.CostUSD, t.InputTokens, t.OutputTokens
+		u.CostUSD, u.InputTokens, u.OutputTokens, u.CostPartial = t.CostUSD, t.InputTokens, t.OutputTokens, t.CostPartial
 	}
 }
 
 func addUsage(u *vibekit.AgentUsage, it *Item) {
 	if it.Source != CostUnpriced {
 		u.CostUSD += it.Cost
+	} else {
+		u.CostPartial = true
 	}
 	u.InputTokens = sat(u.InputTokens, sat(sat(it.Input, it.CacheCreation), it.CacheRead))
 	u.OutputTokens = sat(u.OutputTokens, it.Output)

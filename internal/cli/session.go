@@ -126,7 +126,11 @@ func writeSessionText(bw *bufio.Writer, s *vibekit.SessionSummary) {
 	fmt.Fprintf(w, "Errors: %s\n", formatCount(s.ErrorCount))
 	fmt.Fprintf(w, "Status: %s\n", termText(s.Status))
 	if u := s.AgentUsage; u != (vibekit.AgentUsage{}) {
-		fmt.Fprintf(w, "Cost: $%.4f\n", u.CostUSD)
+		if u.CostPartial {
+			fmt.Fprintf(w, "Cost: $%.4f and more: some models are not in the price table, and their cost is not in it\n", u.CostUSD)
+		} else {
+			fmt.Fprintf(w, "Cost: $%.4f\n", u.CostUSD)
+		}
 		fmt.Fprintf(w, "Tokens: %s in, %s out\n", formatCount(u.InputTokens), formatCount(u.OutputTokens))
 		fmt.Fprintf(w, "Turns: %s\n", formatCount(u.Turns))
 		fmt.Fprintf(w, "Tool Calls: %s\n", formatCount(u.ToolCalls))

@@ -353,7 +353,11 @@ func writeAgentUsage(w io.Writer, s *vibekit.Stats) {
 	if u == (vibekit.AgentUsage{}) {
 		return
 	}
-	fmt.Fprintf(w, "Cost: $%.4f\n", u.CostUSD)
+	if u.CostPartial {
+		fmt.Fprintf(w, "Cost: $%.4f and more: some models are not in the price table, and their cost is not in it\n", u.CostUSD)
+	} else {
+		fmt.Fprintf(w, "Cost: $%.4f\n", u.CostUSD)
+	}
 	fmt.Fprintf(w, "Tokens: %s in, %s out\n", formatCount(u.InputTokens), formatCount(u.OutputTokens))
 	fmt.Fprintf(w, "Turns: %s\n", formatCount(u.Turns))
 	writeIgnored(w, u.IgnoredValues)

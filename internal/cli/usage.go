@@ -376,7 +376,11 @@ func writeUsageTable(w io.Writer, period usage.Period, by string, rows []usage.R
 	}
 	for i := range rows {
 		r := &rows[i]
-		line(label(r), strings.Join(r.Models, ", "), r.Tokens, r.TotalTokens, usageCost(r.TotalCost, r.ComputedCost, r.Unpriced))
+		cost := usageCost(r.TotalCost, r.ComputedCost, r.Unpriced)
+		if r.Flagged {
+			cost += "!"
+		}
+		line(label(r), strings.Join(r.Models, ", "), r.Tokens, r.TotalTokens, cost)
 		if breakdown {
 			for _, m := range r.Breakdown {
 				blank := make([]string, len(cols)-7)
@@ -437,6 +441,9 @@ func writeUsageTable(w io.Writer, period usage.Period, by string, rows []usage.R
 		fmt.Fprintf(w, "Cost: $%.2f as the agents reported it, $%.2f computed from the price table (marked *).\n", t.AgentCost, t.ComputedCost)
 	} else if t.ComputedCost > 0 {
 		io.WriteString(w, "Cost: computed from the price table (marked *).\n")
+	}
+	if t.Flagged {
+		io.WriteString(w, "! a stored count was out of range (fractional, negative or beyond int64) and was clamped: the figures of that row are doubtful.\n")
 	}
 	if len(t.Unpriced) > 0 {
 		fmt.Fprintf(w, "Unpriced (not in the price table; their cost is not in the total): %s\n", tableCell(strings.Join(t.Unpriced, ", "), kindPlain))

@@ -206,3 +206,29 @@ func TestUsage_DatesOfTheTimezone(t *testing.T) {
 		t.Errorf("--from/--to %s in its zone: exit %d, %q (want the day's 34275 tokens): %s", date, code, out, errs)
 	}
 }
+
+// TestUsage_SaysWhatIsUnknown: a count clamped into range marks its row in
+// a table, and a cost that leaves unpriced models out says so in stats.
+func TestUsage_SaysWhatIsUnknown(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "t.db")
+	in := filepath.Join(dir, "in.ndjson")
+	lines := `{"sessionId":"a","eventType":"stream","agentType":"claude","metadata":{"tokens":{"model":"claude-sonnet-4-5-20250929","input":1e30,"output":7}},"timestamp":1796000000000}` + "\n" +
+		`{"sessionId":"b","eventType":"stream","agentType":"x","metadata":{"tokens":{"model":"no-such-model","input":5}},"timestamp":1796000000001}` + "\n"
+	if err := os.WriteFile(in, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(in)
+	defer f.Close()
+	if code := RunPipe(context.Background(), []string{"--db", db, "--quiet"}, f, &bytes.Buffer{}, &bytes.Buffer{}); code != 0 {
+		t.Fatalf("vibekit-pipe: exit %d", code)
+	}
+	code, out, errs := runVibekit(t, "telemetry", "usage", "session", "--db", db, "--format", "table")
+	if code != 0 || !strings.Contains(out, "*!") || !strings.Contains(out, "was clamped") || !strings.Contains(out, "Unpriced") {
+		t.Errorf("exit %d, table without the clamped mark or the unpriced note:\n%s%s", code, out, errs)
+	}
+	code, out, errs = runVibekit(t, "telemetry", "stats", "--db", db, "--format", "text")
+	if code != 0 || !strings.Contains(out, "and more: some models are not in the price table") {
+		t.Errorf("exit %d, stats does not say the cost leaves models out:\n%s%s", code, out, errs)
+	}
+}
