@@ -44,6 +44,23 @@ func Collect(ctx context.Context, scan ScanFunc, prices *Prices, f vibekit.Filte
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	if unnamed := l.Unnamed(); len(unnamed) > 0 && len(unnamed) <= 1000 {
+		// Usage that names no model (a Codex stream; a rollout read on after
+		// a restart, past its turn_context): the session's rows may name it.
+		mf := vibekit.Filter{SessionIDs: unnamed, MetadataOnly: "model"}
+		err = scan(ctx, mf, func(r *vibekit.Record) error {
+			var m struct {
+				Model string `json:"model"`
+			}
+			if json.Unmarshal(r.Metadata, &m) == nil {
+				l.NameModel(r.AgentType, r.SessionID, m.Model)
+			}
+			return nil
+		})
+	}
 	return l.Items(), err
 }
 

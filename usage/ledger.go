@@ -234,6 +234,31 @@ func (l *Ledger) intern(s string) string {
 	return s
 }
 
+// Unnamed lists the sessions whose usage names no model yet, so that the
+// caller can look for one in the session's other rows (NameModel).
+func (l *Ledger) Unnamed() []string {
+	seen := map[string]bool{}
+	var out []string
+	for i := range l.items {
+		it := &l.items[i]
+		if it.Source == costPending && l.models[sessionKey{it.Agent, it.Session}] == "" && !seen[it.Session] {
+			seen[it.Session] = true
+			out = append(out, it.Session)
+		}
+	}
+	return out
+}
+
+// NameModel gives a session's usage that names no model the model one of
+// its other rows names (a Codex rollout's turn_context, read before a
+// restart); a model its usage named wins.
+func (l *Ledger) NameModel(agent, session, model string) {
+	k := sessionKey{agent, session}
+	if model != "" && l.models[k] == "" {
+		l.models[k] = l.intern(model)
+	}
+}
+
 // Items returns what the reports count, in the order it was added. A
 // session with the agent's own running totals and with per-call entries (a
 // transcript of the same run) is counted from one of the two: the one that

@@ -167,3 +167,45 @@ func TestTranscripts_EveryAgentOnce(t *testing.T) {
 		t.Errorf("the foreign line is not a reject: %s", out)
 	}
 }
+
+// TestTranscripts_CodexResumedPastItsModel: a rollout read in two runs, the
+// second after its turn_context (the line that names the model), is still
+// priced with that model: @ccusage/codex's $0.0027325 for codex-tools.
+func TestTranscripts_CodexResumedPastItsModel(t *testing.T) {
+	full := homeWith(t, "codex-tools")
+	files, _ := filepath.Glob(filepath.Join(full, ".codex/sessions/*/*/*/rollout-*.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("rollouts: %v", files)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	cut := -1
+	for i, l := range lines {
+		if strings.Contains(l, `"turn_context"`) {
+			cut = i + 1
+			break
+		}
+	}
+	if cut < 0 || cut >= len(lines)-1 {
+		t.Fatalf("no turn_context before the rollout's end (%d lines)", len(lines))
+	}
+	if err := os.WriteFile(files[0], []byte(strings.Join(lines[:cut], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(t.TempDir(), "t.db")
+	catchUp(t, full, db)
+	f, err := os.OpenFile(files[0], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(strings.Join(lines[cut:], ""))
+	f.Close()
+	catchUp(t, full, db)
+	code, out, errs := runVibekit(t, "telemetry", "usage", "session", "--db", db, "--jq", `"\(.totalCost) \(.unpricedModels)"`)
+	if code != 0 || strings.TrimSpace(out) != `"0.0027325 null"` {
+		t.Errorf("exit %d: %s %s, want the thread priced as gpt-5-codex ($0.0027325)", code, out, errs)
+	}
+}
