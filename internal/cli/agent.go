@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -174,6 +176,14 @@ func newAgent(o *pipeOptions) (agent, error) {
 	}
 	if p != nil {
 		mo := jq.MapOptions{Session: o.session, Mode: o.mode, Prompt: o.prompt, SandboxID: o.sandboxID, RepoURL: o.repoURL}
+		if len(o.follow) > 0 || len(o.fifos) > 0 {
+			// $run scopes an agent's running totals (Claude Code's cumulative
+			// results). A follower stopped and started again reads on in the
+			// same files: its $run stays, so the next total counts by its
+			// increase, not whole.
+			h := sha256.Sum256([]byte(strings.Join(append(append([]string{o.db}, o.follow...), o.fifos...), "\x00")))
+			mo.Run = "follow-" + hex.EncodeToString(h[:6])
+		}
 		if o.agentSet {
 			mo.Agent = o.agent
 		}

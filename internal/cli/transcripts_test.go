@@ -209,3 +209,45 @@ func TestTranscripts_CodexResumedPastItsModel(t *testing.T) {
 		t.Errorf("exit %d: %s %s, want the thread priced as gpt-5-codex ($0.0027325)", code, out, errs)
 	}
 }
+
+// TestFollow_StreamRestartedMidRun: a Claude Code stream-json file followed
+// in two runs (the follower restarted between the two results of a
+// multi-turn run) costs what the agent printed last, $0.024609, not the
+// sum of its cumulative results.
+func TestFollow_StreamRestartedMidRun(t *testing.T) {
+	data, err := os.ReadFile("../../testdata/agents/real/claude-multiturn/stdout.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	cut := 0
+	for i, l := range lines {
+		if strings.Contains(l, `"type":"result"`) {
+			cut = i + 1
+			break
+		}
+	}
+	dir := t.TempDir()
+	stream, db := filepath.Join(dir, "run.ndjson"), filepath.Join(dir, "t.db")
+	follow := func(content string) {
+		f, err := os.OpenFile(stream, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(content)
+		f.Close()
+		r, w, _ := os.Pipe()
+		w.Close()
+		defer r.Close()
+		var errb bytes.Buffer
+		if code := RunPipe(context.Background(), []string{"--db", db, "--preset", "claude", "--follow", stream}, r, &bytes.Buffer{}, &errb); code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+	}
+	follow(strings.Join(lines[:cut], ""))
+	follow(strings.Join(lines[cut:], ""))
+	code, out, errs := runVibekit(t, "telemetry", "usage", "session", "--db", db, "--jq", ".totalCost")
+	if code != 0 || strings.TrimSpace(out) != "0.024609" {
+		t.Errorf("exit %d: %q %s, want the agent's own 0.024609", code, out, errs)
+	}
+}
