@@ -101,8 +101,8 @@ totalCost), modelsUsed and modelBreakdowns.
 The usage comes from the rows the presets write (vibekit-pipe --preset
 claude, codex, gemini; their streams and their transcripts). Each API call
 counts once, however often a transcript repeats it; an agent's running
-totals count by their increases; a session with the agent's own totals is
-not counted again from its transcript.
+totals count by their increases; a session with the agent's own totals and
+its transcript is counted from the one that holds more tokens.
 
 Prices: the shipped table, with its source and date (--print-prices shows
 it), and the models of --prices FILE added or replaced: a JSON object of
