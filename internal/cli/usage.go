@@ -90,16 +90,18 @@ func newUsageReportCommand(e *env, period usage.Period) *ffcli.Command {
 
 Prints what the recorded agent runs used and cost: one row per day, week
 (from --start-of-week), month, session, or 5-hour billing block (a block
-starts at the hour of its first call and lasts 5 hours; a gap of 5 hours
-starts another). Each row has inputTokens (not cached), outputTokens,
+starts at the hour of its first call and lasts 5 hours, its end included;
+a call after it, or more than 5 hours after the last, starts another). Each row has inputTokens (not cached), outputTokens,
 cacheCreationTokens, cacheReadTokens, reasoningTokens (part of the output),
 totalTokens, totalCost in US dollars and where it comes from: agentCost
 (what the agent itself reported) and computedCost (from the price table),
 unpricedModels (models the table lacks: their cost is unknown and not in
 totalCost), modelsUsed and modelBreakdowns.
 
-The usage comes from the rows the presets write (vibekit-pipe --preset
-claude, codex, gemini; their streams and their transcripts). Each API call
+The usage comes from the rows the presets write: vibekit-pipe --preset
+claude, codex or gemini over an agent's output or transcript, and
+vibekit-pipe --transcripts, which follows every agent's transcripts on this
+machine ("true | vibekit-pipe --transcripts" stores what is new and exits). Each API call
 counts once, however often a transcript repeats it; an agent's running
 totals count by their increases; a session with the agent's own totals and
 its transcript is counted from the one that holds more tokens.
@@ -115,7 +117,7 @@ On a terminal it prints a table with a total; to a pipe or file NDJSON, one
 row per line; --format json prints {"<report>": [rows], "totals": {...}}.
 
 Examples:
-  vibekit telemetry usage daily
+  true | vibekit-pipe --transcripts && vibekit telemetry usage daily
   vibekit telemetry usage monthly --by agent
   vibekit telemetry usage session --agent claude --from "last week"
   vibekit telemetry usage blocks --timezone UTC
