@@ -31,6 +31,9 @@ type agentOptions struct {
 	redactPatterns repeated
 	hashFields     repeated
 	hashKey        string
+	// abortMap ends the process when a --map step that cannot be stopped
+	// passes the memory bound (jq.Program.Abort); set by runPipe.
+	abortMap func(error)
 	// transcripts follows every agent's transcript directory (--transcripts)
 	transcripts bool
 	roots       []transcriptRoot // the directories it follows
@@ -163,6 +166,11 @@ func newAgent(o *pipeOptions) (agent, error) {
 	}
 	if p != nil {
 		p.MemoryLimit = jqMemoryLimit
+		if o.mapProgram != "" && o.abortMap != nil {
+			// A step of the user's program that cannot be stopped midway
+			// (a regex over a huge line) would grow the heap without bound.
+			p.Abort = o.abortMap
+		}
 	}
 	if !o.agentSet && o.preset != "" {
 		// The preset's agent: its own rows name it anyway, and so do the

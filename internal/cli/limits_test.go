@@ -297,3 +297,19 @@ func TestJQ_MapAndTransformBounded(t *testing.T) {
 	}
 	checkPeak(t, "import --transform", peak)
 }
+
+// TestJQ_MapStepThatCannotBeStopped: a --map program whose one step grows
+// memory and cannot be cancelled midway (split of an 8 MB line into 8
+// million strings, in one built-in call) makes vibekit-pipe stop with the
+// reason, under the memory bound, instead of growing until the system
+// kills it.
+func TestJQ_MapStepThatCannotBeStopped(t *testing.T) {
+	pipe, _ := programs(t)
+	in := []byte(`{"s":"` + strings.Repeat("a", 8000000) + `"}` + "\n")
+	prog := `.s | split("") | {sessionId: "s", streamData: (length | tostring)}`
+	_, stderr, ok, peak := runMeasured(t, pipe, in, "--db", filepath.Join(t.TempDir(), "t.db"), "--quiet", "--max-line-bytes", "9000000", "--map", prog)
+	if ok || !strings.Contains(stderr, "--map: jq: program used too much memory") || !strings.Contains(stderr, "cannot be stopped midway") {
+		t.Errorf("ok %v, stderr %q: want a stop for the memory", ok, stderr)
+	}
+	checkPeak(t, "vibekit-pipe --map (a step that cannot be stopped)", peak)
+}

@@ -266,6 +266,13 @@ func runPipe(ctx context.Context, o *pipeOptions, stdin *os.File, stdout, stderr
 	if o.session == "" {
 		o.session = newSessionID(time.Now())
 	}
+	o.abortMap = func(err error) {
+		// Called from the program's watchdog while the main loop waits for
+		// the step: what is buffered cannot be committed from here. A
+		// followed file is read again from its last commit.
+		fmt.Fprintf(stderr, "vibekit-pipe: --map: %v; stopping now: the rows read since the last commit are not stored\n", err)
+		os.Exit(ExitFailure)
+	}
 	ag, err := newAgent(o)
 	if err != nil {
 		return err
