@@ -525,3 +525,21 @@ func TestRedactor_AuthorizationUpperCase(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactor_Databricks: a Databricks personal access token, with and
+// without its "-N" suffix, goes; words that start so stay.
+func TestRedactor_Databricks(t *testing.T) {
+	r := MustNew(t, Options{Level: Secrets})
+	tok := "dapi" + "0123456789abcdef0123456789abcdef"
+	for in, want := range map[string]string{
+		"DATABRICKS_TOKEN=" + tok:           "DATABRICKS_TOKEN=[REDACTED:databricks]",
+		`{"token":"` + tok + `-2"}`:         `{"token":"[REDACTED:databricks]"}`,
+		"see the dapi docs":                 "see the dapi docs",
+		"dapi0123456789abcdef0123456789abc": "dapi0123456789abcdef0123456789abc", // 29 hex digits
+		"xdapi" + tok[4:]:                   "xdapi" + tok[4:],                   // part of a longer word
+	} {
+		if got := r.String(in); got != want {
+			t.Errorf("String(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

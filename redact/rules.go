@@ -26,6 +26,7 @@ const (
 	KindPostman      = "postman"
 	KindGrafana      = "grafana"
 	KindSentry       = "sentry"
+	KindDatabricks   = "databricks"
 	KindVault        = "vault"
 	KindPlanetScale  = "planetscale"
 	KindRubyGems     = "rubygems"
@@ -624,4 +625,37 @@ func azureSecret(s string, q int) (match, bool) {
 		return match{}, false
 	}
 	return match{start, end, KindAzure}, true
+}
+
+// scanDatabricks finds Databricks personal access tokens: "dapi", 32
+// lower-case hex digits, and sometimes "-" and a digit or two. Its prefix
+// has no trigger byte and no upper-case anchor, so it is looked for on its
+// own, as a substring: one search of the text.
+func scanDatabricks(s string, ms []match) []match {
+	for i := 0; ; {
+		j := strings.Index(s[i:], "dapi")
+		if j < 0 {
+			return ms
+		}
+		w := i + j
+		i = w + 4
+		if !boundary(s, w) {
+			continue
+		}
+		end, _, _ := span(s, i, lowerHex)
+		if end-i != 32 {
+			continue
+		}
+		if end+1 < len(s) && s[end] == '-' && isDigit(s[end+1]) {
+			end += 2
+			if end < len(s) && isDigit(s[end]) {
+				end++
+			}
+		}
+		if end < len(s) && isAlnum(s[end]) {
+			continue // the word goes on: not this format
+		}
+		ms = append(ms, match{w, end, KindDatabricks})
+		i = end
+	}
 }

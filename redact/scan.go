@@ -102,6 +102,7 @@ func (r *Redactor) scan(text string, ms []match, st *pemState) []match {
 			ms = scanJWT(text, ms)
 		}
 		ms = scanAnchored(text, ms, has) // after the others: a known kind wins over bearer
+		ms = scanDatabricks(text, ms)
 		if has&markerAt != 0 {
 			ms = scanURLPassword(text, ms)
 			if r.level == All {
